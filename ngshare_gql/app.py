@@ -1,0 +1,145 @@
+"""The application factory: settings, extensions, identity, blob store and blueprints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Flask, jsonify
+
+from ngshare_gql import config
+from ngshare_gql.auth import DevIdentity, HubIdentity
+from ngshare_gql.errors import ExchangeError
+from ngshare_gql.extensions import db, migrate
+from ngshare_gql.roles import GroupRules
+from ngshare_gql.storage.blobs import BlobStore, FilesystemBlobStore, SqlBlobStore
+from ngshare_gql.storage.staging import StagingRequest, discard_staged_files
+
+log = logging.getLogger("ngshare_gql")
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+@dataclass
+class Services:
+    """What the request handlers need, kept in ``app.extensions["ngshare"]``."""
+
+    settings: config.Settings
+    identity: HubIdentity | DevIdentity
+    blobs: BlobStore
+    staging_dir: str
+    group_rules: GroupRules
+
+
+def _database_url(settings: config.Settings, instance_path: str) -> str:
+    if settings.database_url:
+        url = settings.database_url
+        # Operators paste postgres:// URLs from their providers; SQLAlchemy wants the driver.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+    return "sqlite:///" + os.path.join(instance_path, "ngshare.db")
+
+
+def _blob_store(settings: config.Settings, instance_path: str) -> BlobStore:
+    if settings.blob_store == "sql":
+        return SqlBlobStore()
+    if settings.blob_store == "filesystem":
+        return FilesystemBlobStore(settings.blob_dir or os.path.join(instance_path, "blobs"))
+    if settings.blob_store == "s3":
+        from ngshare_gql.storage.s3 import S3BlobStore
+
+        return S3BlobStore(settings)
+    raise ValueError(
+        f"NGSHARE_BLOB_STORE={settings.blob_store!r}: use 'sql', 'filesystem' or 's3'"
+    )
+
+
+def _identity(settings: config.Settings) -> HubIdentity | DevIdentity:
+    if settings.dev_identity:
+        log.warning(
+            "INSECURE: NGSHARE_AUTH=dev: any token is accepted as the user name. "
+            "Never use this outside a demo or a test."
+        )
+        return DevIdentity()
+    if settings.auth != "hub":
+        raise ValueError(f"NGSHARE_AUTH={settings.auth!r}: use 'hub' (default) or 'dev'")
+    return HubIdentity(
+        settings.hub_api_url,
+        timeout=settings.hub_timeout,
+        ttl=settings.identity_cache_ttl,
+        failure_ttl=settings.identity_failure_ttl,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_app(settings: config.Settings | None = None) -> Flask:
+    """Build the WSGI app; settings default to the environment's."""
+    from ngshare_gql.graphql.schema import build_schema
+    from ngshare_gql.views import files, health
+    from ngshare_gql.views.graphql import GraphQLView
+
+    settings = settings or config.from_environ()
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.request_class = StagingRequest
+    url = _database_url(settings, app.instance_path)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=(
+            {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        ),
+        # The operation's files plus its small JSON parts.
+        MAX_CONTENT_LENGTH=settings.max_upload_size + 16 * 1024 * 1024,
+        SECRET_KEY=settings.secret_key or os.urandom(32),
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    if url.startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    blobs = _blob_store(settings, app.instance_path)
+    staging = getattr(blobs, "staging", None) or os.path.join(
+        app.instance_path if settings.blob_store == "sql" else tempfile.gettempdir(), "staging"
+    )
+    os.makedirs(staging, exist_ok=True)
+    app.extensions["ngshare"] = Services(
+        settings=settings,
+        identity=_identity(settings),
+        blobs=blobs,
+        staging_dir=staging,
+        group_rules=GroupRules(settings.instructor_group, settings.student_group),
+    )
+    app.teardown_request(discard_staged_files)
+
+    prefix = settings.service_prefix.rstrip("/")
+    app.add_url_rule(
+        settings.graphql_path,
+        view_func=GraphQLView.as_view(
+            "graphql", schema=build_schema(settings), multipart_uploads_enabled=True
+        ),
+    )
+    app.register_blueprint(files.bp, url_prefix=prefix)
+    app.register_blueprint(health.bp, url_prefix=prefix)
+
+    @app.errorhandler(ExchangeError)
+    def exchange_error(exc: ExchangeError):
+        return jsonify(error=exc.message, code=exc.code), exc.status
+
+    from ngshare_gql import cli
+
+    cli.register(app)
+    return app

@@ -1,0 +1,120 @@
+"""Assignments: release, unrelease, fetch, and what each role may see of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from ngshare_gql.domain import events
+from ngshare_gql.domain.files import FileSpec, store_files
+from ngshare_gql.domain.validation import check_name
+from ngshare_gql.errors import Conflict, NotFound
+from ngshare_gql.extensions import db
+from ngshare_gql.models import Assignment, File, Submission, utcnow
+from ngshare_gql.roles import Caller
+
+
+def visible(caller: Caller, course_id: str):
+    """A filter for the assignments the caller may see: instructors all, students
+    the released ones and those they submitted to."""
+    if caller.is_instructor(course_id):
+        return sa.true()
+    mine = sa.select(Submission.assignment_id).where(Submission.student == caller.name)
+    return sa.or_(Assignment.released, Assignment.id.in_(mine))
+
+
+def list_assignments(
+    caller: Caller, course_id: str, *, released: bool | None = None, with_files: bool = False
+) -> list[Assignment]:
+    caller.require_course(course_id)
+    query = sa.select(Assignment).where(
+        Assignment.course_id == course_id, visible(caller, course_id)
+    )
+    if released is not None:
+        query = query.where(Assignment.released == released)
+    if with_files:
+        query = query.options(selectinload(Assignment.files))
+    return list(db.session.scalars(query.order_by(Assignment.name)))
+
+
+def get_assignment(caller: Caller, course_id: str, name: str) -> Assignment:
+    caller.require_course(course_id)
+    assignment = db.session.scalar(
+        sa.select(Assignment).where(
+            Assignment.course_id == course_id,
+            Assignment.name == name,
+            visible(caller, course_id),
+        )
+    )
+    if assignment is None:
+        raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
+    return assignment
+
+
+def release(
+    caller: Caller,
+    course_id: str,
+    name: str,
+    files: list[FileSpec],
+    due_at: datetime | None = None,
+    force: bool = False,
+) -> Assignment:
+    """Release (or with ``force`` atomically replace) an assignment's files."""
+    caller.require_instructor(course_id)
+    check_name(name, "assignment name", 255)
+    assignment = db.session.scalar(
+        sa.select(Assignment)
+        .where(Assignment.course_id == course_id, Assignment.name == name)
+        .with_for_update()
+    )
+    if assignment is not None and assignment.released and not force:
+        raise Conflict(
+            f"assignment {name!r} is already released in course {course_id!r}; "
+            "use force to replace it"
+        )
+    rows = store_files(caller, course_id, files)
+    if assignment is None:
+        assignment = Assignment(course_id=course_id, name=name)
+        db.session.add(assignment)
+    else:
+        db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
+        db.session.expire(assignment, ["files"])
+    assignment.released = True
+    assignment.released_at = utcnow()
+    if due_at is not None:
+        assignment.due_at = due_at
+    assignment.files = rows
+    events.record(caller, "assignment.released", course_id, name, subject=f"{len(rows)} files")
+    db.session.commit()
+    return assignment
+
+
+def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:
+    """Withdraw the released files; submissions and feedback stay."""
+    caller.require_instructor(course_id)
+    assignment = get_assignment(caller, course_id, name)
+    if not assignment.released:
+        raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
+    db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
+    db.session.expire(assignment, ["files"])
+    assignment.released = False
+    events.record(caller, "assignment.unreleased", course_id, name)
+    db.session.commit()
+    return assignment
+
+
+def fetch(caller: Caller, course_id: str, name: str) -> Assignment:
+    """A released assignment with its files, recorded as fetched by the caller."""
+    caller.require_course(course_id)
+    assignment = db.session.scalar(
+        sa.select(Assignment)
+        .where(Assignment.course_id == course_id, Assignment.name == name, Assignment.released)
+        .options(selectinload(Assignment.files))
+    )
+    if assignment is None:
+        raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
+    events.record(caller, "assignment.fetched", course_id, name)
+    db.session.commit()
+    return assignment

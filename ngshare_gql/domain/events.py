@@ -1,0 +1,56 @@
+"""The audit log instructors read: who released, fetched, submitted, collected, returned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ngshare_gql.extensions import db
+from ngshare_gql.models import Event
+from ngshare_gql.roles import Caller
+
+MAX_EVENTS = 1000
+
+
+def record(
+    caller: Caller,
+    action: str,
+    course_id: str,
+    assignment: str | None = None,
+    subject: str | None = None,
+) -> None:
+    """Add an event to the current unit of work (committed with it)."""
+    db.session.add(
+        Event(
+            actor=caller.name,
+            action=action,
+            course_id=course_id,
+            assignment=assignment,
+            subject=subject[:1024] if subject else subject,
+        )
+    )
+
+
+def list_events(
+    caller: Caller,
+    course_id: str,
+    assignment: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    before: datetime | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """Newest first; instructors of the course and admins only."""
+    caller.require_instructor(course_id)
+    query = sa.select(Event).where(Event.course_id == course_id)
+    if assignment is not None:
+        query = query.where(Event.assignment == assignment)
+    if actor is not None:
+        query = query.where(Event.actor == actor)
+    if action is not None:
+        query = query.where(Event.action == action)
+    if before is not None:
+        query = query.where(Event.at < before)
+    limit = max(1, min(limit, MAX_EVENTS))
+    return list(db.session.scalars(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))

@@ -1,0 +1,168 @@
+"""Submissions: students hand in, instructors list and collect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ngshare_gql.domain import events
+from ngshare_gql.domain.assignments import get_assignment
+from ngshare_gql.domain.files import FileSpec, store_files
+from ngshare_gql.domain.validation import check_name
+from ngshare_gql.errors import BadInput, Forbidden, NotFound
+from ngshare_gql.extensions import db
+from ngshare_gql.models import Assignment, Feedback, Submission, utcnow
+from ngshare_gql.roles import Caller
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
+
+
+@dataclass
+class SubmissionFilter:
+    """Which submissions of an assignment to list or collect."""
+
+    student: str | None = None
+    latest_only: bool = False
+    uncollected: bool = False
+    before_due: bool = False
+
+
+def submit(
+    caller: Caller,
+    course_id: str,
+    assignment_name: str,
+    files: list[FileSpec],
+    timestamp: str | None = None,
+) -> Submission:
+    caller.require_student(course_id)
+    assignment = db.session.scalar(
+        sa.select(Assignment).where(
+            Assignment.course_id == course_id,
+            Assignment.name == assignment_name,
+            Assignment.released,
+        )
+    )
+    if assignment is None:
+        raise NotFound(f"assignment {assignment_name!r} is not released in course {course_id!r}")
+    if timestamp is not None and (len(timestamp) > 64 or not timestamp.strip()):
+        raise BadInput("timestamp must be 1 to 64 characters")
+    rows = store_files(caller, course_id, files)
+    now = utcnow()
+    submission = Submission(
+        assignment=assignment,
+        student=caller.name,
+        received_at=now,
+        timestamp=timestamp.strip() if timestamp else now.strftime(TIMESTAMP_FORMAT),
+        late=assignment.due_at is not None and now > assignment.due_at,
+        files=rows,
+    )
+    db.session.add(submission)
+    events.record(
+        caller, "submission.submitted", course_id, assignment_name, subject=submission.timestamp
+    )
+    db.session.commit()
+    return submission
+
+
+def _query(caller: Caller, assignment: Assignment, which: SubmissionFilter, options: list):
+    course_id = assignment.course_id
+    query = sa.select(Submission).where(Submission.assignment_id == assignment.id)
+    if caller.is_instructor(course_id):
+        if which.student is not None:
+            query = query.where(Submission.student == which.student)
+    else:
+        if which.student not in (None, caller.name):
+            raise Forbidden("students may only see their own submissions")
+        query = query.where(Submission.student == caller.name)
+    if which.uncollected:
+        query = query.where(Submission.collected_at.is_(None))
+    if which.before_due and assignment.due_at is not None:
+        query = query.where(Submission.received_at <= assignment.due_at)
+    query = query.order_by(Submission.student, Submission.received_at, Submission.id)
+    return query.options(*options)
+
+
+def _latest(submissions: list[Submission]) -> list[Submission]:
+    latest: dict[str, Submission] = {}
+    for submission in submissions:  # ordered by student, then time
+        latest[submission.student] = submission
+    return list(latest.values())
+
+
+def load_options(files: bool, feedback: bool) -> list:
+    options = []
+    if files:
+        options.append(selectinload(Submission.files))
+    if feedback:
+        options.append(selectinload(Submission.feedback).selectinload(Feedback.files))
+    return options
+
+
+def list_submissions(
+    caller: Caller,
+    assignment: Assignment,
+    which: SubmissionFilter,
+    *,
+    files: bool = False,
+    feedback: bool = False,
+) -> list[Submission]:
+    """Instructors see all (optionally one student's); students only their own."""
+    if which.student is not None:
+        check_name(which.student, "student", 255)
+    result = list(db.session.scalars(_query(caller, assignment, which, load_options(files, feedback))))
+    return _latest(result) if which.latest_only else result
+
+
+def collect(
+    caller: Caller,
+    course_id: str,
+    assignment_name: str,
+    which: SubmissionFilter,
+    *,
+    files: bool = True,
+    feedback: bool = False,
+) -> list[Submission]:
+    """Mark the selected submissions collected and return them."""
+    caller.require_instructor(course_id)
+    assignment = get_assignment(caller, course_id, assignment_name)
+    submissions = list_submissions(caller, assignment, which, files=files, feedback=feedback)
+    now = utcnow()
+    ids = [s.id for s in submissions if s.collected_at is None]
+    if ids:
+        db.session.execute(
+            sa.update(Submission).where(Submission.id.in_(ids)).values(collected_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        for submission in submissions:
+            if submission.collected_at is None:
+                set_committed_value(submission, "collected_at", now)
+    events.record(
+        caller,
+        "submission.collected",
+        course_id,
+        assignment_name,
+        subject=f"{len(submissions)} submissions",
+    )
+    db.session.commit()
+    return submissions
+
+
+def find_submission(
+    caller: Caller, assignment: Assignment, student: str, timestamp: str | None
+) -> Submission:
+    """A student's submission by its timestamp, or their latest one."""
+    query = sa.select(Submission).where(
+        Submission.assignment_id == assignment.id, Submission.student == student
+    )
+    if timestamp is not None:
+        query = query.where(Submission.timestamp == timestamp)
+    submission = db.session.scalar(
+        query.order_by(Submission.received_at.desc(), Submission.id.desc()).limit(1)
+    )
+    if submission is None:
+        when = f" at {timestamp!r}" if timestamp else ""
+        raise NotFound(f"no submission of {assignment.name!r} by {student!r}{when}")
+    return submission

@@ -1,0 +1,63 @@
+"""Checks on names and paths that come from clients, before they touch anything."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ngshare_gql.errors import BadInput
+
+MAX_PATH = 1024
+MAX_SEGMENT = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_name(value: str, what: str, max_length: int = 128) -> str:
+    """A course id, assignment, user or notebook name: one safe path segment."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{what} must not be empty")
+    if len(value) > max_length:
+        raise BadInput(f"{what} is longer than {max_length} characters")
+    if _CONTROL.search(value) or "/" in value or "\\" in value or value in (".", ".."):
+        raise BadInput(f"{what} {value[:80]!r} contains characters that are not allowed")
+    if value != value.strip():
+        raise BadInput(f"{what} {value!r} has leading or trailing spaces")
+    return value
+
+
+def check_path(path: str) -> str:
+    """A relative file path inside a release, submission or feedback."""
+    if not isinstance(path, str) or not path:
+        raise BadInput("a file path must not be empty")
+    shown = repr(path[:80])
+    if len(path) > MAX_PATH:
+        raise BadInput(f"file path {shown}... is longer than {MAX_PATH} characters")
+    if _CONTROL.search(path):
+        raise BadInput(f"file path {shown} contains control characters")
+    if "\\" in path:
+        raise BadInput(f"file path {shown} contains a backslash; use '/'")
+    if path.startswith("/") or _DRIVE.match(path):
+        raise BadInput(f"file path {shown} must be relative")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise BadInput(f"file path {shown} has an empty, '.' or '..' component")
+        if len(segment) > MAX_SEGMENT:
+            raise BadInput(f"file path {shown} has a component longer than {MAX_SEGMENT}")
+    return path
+
+
+def check_unique_paths(paths: list[str]) -> None:
+    """No two files may land on the same path, Unicode normalisation included."""
+    seen: set[str] = set()
+    for path in paths:
+        key = unicodedata.normalize("NFC", path)
+        if key in seen:
+            raise BadInput(f"file path {path[:80]!r} appears more than once")
+        seen.add(key)
+
+
+def check_sha256(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise BadInput("sha256 must be 64 lowercase hexadecimal digits")
+    return value

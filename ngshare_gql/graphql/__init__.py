@@ -1,0 +1,1 @@
+"""The GraphQL API: thin Strawberry resolvers over :mod:`ngshare_gql.domain`."""

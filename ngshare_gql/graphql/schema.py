@@ -1,0 +1,35 @@
+"""The Strawberry schema with its limits on query size."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+
+from ngshare_gql.config import Settings
+from ngshare_gql.graphql.errors import ErrorCodes
+from ngshare_gql.graphql.mutations import Mutation
+from ngshare_gql.graphql.queries import Query
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Expected errors are the client's business; :class:`ErrorCodes` logs the rest."""
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(),
+        extensions=[
+            QueryDepthLimiter(max_depth=settings.max_query_depth),
+            MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            MaxTokensLimiter(max_token_count=settings.max_tokens),
+            ErrorCodes,
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,272 @@
+"""GraphQL object types.  Each wraps a model and resolves nested data through the domain,
+which checks the caller's role in the course at every level."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import strawberry
+
+from ngshare_gql import models
+from ngshare_gql.domain import assignments, courses, feedback, submissions
+from ngshare_gql.graphql.context import Info, selects
+from ngshare_gql.graphql.scalars import BigInt, as_utc
+
+
+@strawberry.enum(description="A user's role in a course.")
+class Role(enum.Enum):
+    INSTRUCTOR = "instructor"
+    STUDENT = "student"
+
+    @property
+    def model(self) -> models.Role:
+        return models.Role(self.value)
+
+    @classmethod
+    def of(cls, role: models.Role) -> Role:
+        return cls(role.value)
+
+
+@strawberry.type(description="Roles the caller holds in one course.")
+class CourseRoles:
+    course_id: str
+    roles: list[Role]
+
+
+@strawberry.type(description="The caller.")
+class Me:
+    name: str
+    admin: bool
+    roles: list[CourseRoles]
+
+
+@strawberry.type(description="A stored file; download its bytes with a GET of `url`.")
+class File:
+    id: strawberry.ID
+    path: str
+    size: BigInt
+    sha256: str
+
+    @strawberry.field(description="Where to GET the bytes (same authorization as this field).")
+    def url(self, info: Info) -> str:
+        return f"{info.context.prefix}files/{self.id}"
+
+    @classmethod
+    def of(cls, file: models.File) -> File:
+        return cls(id=strawberry.ID(str(file.id)), path=file.path, size=file.size, sha256=file.sha256)
+
+
+def files_of(rows: list[models.File]) -> list[File]:
+    return [File.of(row) for row in rows]
+
+
+@strawberry.type(description="A course member on the roster.")
+class Member:
+    user: str
+    role: Role
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+
+    @classmethod
+    def of(cls, m: models.Member) -> Member:
+        return cls(
+            user=m.user,
+            role=Role.of(m.role),
+            first_name=m.first_name,
+            last_name=m.last_name,
+            email=m.email,
+        )
+
+
+@strawberry.type(description="Feedback on one notebook of one submission.")
+class Feedback:
+    model: strawberry.Private[models.Feedback]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.model.id))
+
+    @strawberry.field
+    def notebook(self) -> str:
+        return self.model.notebook
+
+    @strawberry.field
+    def student(self) -> str:
+        return self.model.submission.student
+
+    @strawberry.field(description="The `timestamp` of the submission this feedback is for.")
+    def timestamp(self) -> str:
+        return self.model.submission.timestamp
+
+    @strawberry.field
+    def submission_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.model.submission_id))
+
+    @strawberry.field
+    def released_at(self) -> datetime:
+        return as_utc(self.model.released_at)
+
+    @strawberry.field
+    def files(self) -> list[File]:
+        return files_of(self.model.files)
+
+
+@strawberry.type(description="One hand-in of an assignment by a student.")
+class Submission:
+    model: strawberry.Private[models.Submission]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.model.id))
+
+    @strawberry.field
+    def student(self) -> str:
+        return self.model.student
+
+    @strawberry.field(description="When the server received it (UTC).")
+    def received_at(self) -> datetime:
+        return as_utc(self.model.received_at)
+
+    @strawberry.field(description="The client's `timestamp.txt` value, as sent.")
+    def timestamp(self) -> str:
+        return self.model.timestamp
+
+    @strawberry.field(description="Received after the assignment's due time.")
+    def late(self) -> bool:
+        return self.model.late
+
+    @strawberry.field
+    def collected_at(self) -> datetime | None:
+        return as_utc(self.model.collected_at)
+
+    @strawberry.field
+    def files(self) -> list[File]:
+        return files_of(self.model.files)
+
+    @strawberry.field
+    def feedback(self) -> list[Feedback]:
+        return [Feedback(model=f) for f in self.model.feedback]
+
+
+@strawberry.input(description="Which submissions to list or collect.")
+class SubmissionFilter:
+    student: str | None = None
+    latest_only: bool = strawberry.field(default=False, description="Each student's latest only.")
+    uncollected: bool = strawberry.field(default=False, description="Not collected before.")
+    before_due: bool = strawberry.field(
+        default=False, description="Received by the due time (when one is set)."
+    )
+
+    def model(self) -> submissions.SubmissionFilter:
+        return submissions.SubmissionFilter(
+            student=self.student,
+            latest_only=self.latest_only,
+            uncollected=self.uncollected,
+            before_due=self.before_due,
+        )
+
+
+@strawberry.type(description="An assignment of a course.")
+class Assignment:
+    model: strawberry.Private[models.Assignment]
+
+    @strawberry.field
+    def course_id(self) -> str:
+        return self.model.course_id
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.model.name
+
+    @strawberry.field
+    def released(self) -> bool:
+        return self.model.released
+
+    @strawberry.field
+    def released_at(self) -> datetime | None:
+        return as_utc(self.model.released_at)
+
+    @strawberry.field
+    def due_at(self) -> datetime | None:
+        return as_utc(self.model.due_at)
+
+    @strawberry.field(description="The released files.")
+    def files(self) -> list[File]:
+        return files_of(self.model.files)
+
+    @strawberry.field(description="Instructors: all submissions; students: their own.")
+    def submissions(self, info: Info, filter: SubmissionFilter | None = None) -> list[Submission]:
+        rows = submissions.list_submissions(
+            info.context.caller,
+            self.model,
+            (filter or SubmissionFilter()).model(),
+            files=selects(info, "files"),
+            feedback=selects(info, "feedback"),
+        )
+        return [Submission(model=s) for s in rows]
+
+    @strawberry.field(description="Instructors: all feedback; students: their own.")
+    def feedback(self, info: Info, student: str | None = None) -> list[Feedback]:
+        rows = feedback.list_feedback(
+            info.context.caller, self.model, student, files=selects(info, "files")
+        )
+        return [Feedback(model=f) for f in rows]
+
+
+@strawberry.type(description="A course.")
+class Course:
+    model: strawberry.Private[models.Course]
+
+    @strawberry.field
+    def id(self) -> str:
+        return self.model.id
+
+    @strawberry.field
+    def title(self) -> str:
+        return self.model.title or self.model.id
+
+    @strawberry.field(description="The caller's roles in this course.")
+    def my_roles(self, info: Info) -> list[Role]:
+        return sorted(
+            (Role.of(r) for r in info.context.caller.roles_in(self.model.id)),
+            key=lambda r: r.value,
+        )
+
+    @strawberry.field(description="Instructors: all; students: released or submitted to.")
+    def assignments(self, info: Info, released: bool | None = None) -> list[Assignment]:
+        rows = assignments.list_assignments(
+            info.context.caller, self.model.id, released=released, with_files=selects(info, "files")
+        )
+        return [Assignment(model=a) for a in rows]
+
+    @strawberry.field
+    def assignment(self, info: Info, name: str) -> Assignment:
+        return Assignment(model=assignments.get_assignment(info.context.caller, self.model.id, name))
+
+    @strawberry.field(description="The roster (instructors only).")
+    def roster(self, info: Info, role: Role | None = None) -> list[Member]:
+        rows = courses.roster(info.context.caller, self.model.id, role.model if role else None)
+        return [Member.of(m) for m in rows]
+
+
+@strawberry.type(description="An entry of the audit log.")
+class Event:
+    at: datetime
+    actor: str
+    action: str
+    course_id: str
+    assignment: str | None
+    subject: str | None
+
+    @classmethod
+    def of(cls, e: models.Event) -> Event:
+        return cls(
+            at=as_utc(e.at),
+            actor=e.actor,
+            action=e.action,
+            course_id=e.course_id,
+            assignment=e.assignment,
+            subject=e.subject,
+        )

@@ -1,0 +1,1 @@
+"""Byte storage: uploads staged while they stream in, and content-addressed blob stores."""

@@ -1,0 +1,1 @@
+"""HTTP endpoints outside GraphQL: the GraphQL view itself, file downloads, health."""
