@@ -1,0 +1,229 @@
+"""A small client for the service: GraphQL calls, streamed uploads and verified downloads.
+
+Used by the nbgrader plugins, the benchmark and the tests.  Uploads follow the
+GraphQL multipart request spec with a body generated chunk by chunk, and
+downloads are written to disk as they arrive and checked against their sha256:
+no file is ever held whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+CHUNK = 1024 * 1024
+Progress = Callable[[int, int], None]
+
+
+class ClientError(Exception):
+    """A failed call; ``code`` is the service's error code when it sent one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class LocalFile:
+    """A file on disk to upload as ``path`` (relative, with '/')."""
+
+    path: str
+    local_path: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def scan(cls, path: str, local_path: str) -> LocalFile:
+        digest = hashlib.sha256()
+        size = 0
+        with open(local_path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        return cls(path=path, local_path=local_path, size=size, sha256=digest.hexdigest())
+
+    def as_input(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, "content": None}
+
+
+class MultipartBody:
+    """A multipart/form-data body streamed from disk, with a known length."""
+
+    def __init__(
+        self, operations: dict, file_map: dict[str, list[str]], files: dict[str, LocalFile],
+        progress: Progress | None = None,
+    ) -> None:
+        self.boundary = uuid.uuid4().hex
+        self.files = files
+        self.progress = progress
+        self._parts: list[bytes | LocalFile] = []
+        for name, value in (("operations", operations), ("map", file_map)):
+            self._parts.append(
+                self._head(name) + b"\r\n" + json.dumps(value).encode() + b"\r\n"
+            )
+        for key, local in files.items():
+            self._parts.append(self._head(key, filename=os.path.basename(local.path)))
+            self._parts.append(local)
+            self._parts.append(b"\r\n")
+        self._parts.append(f"--{self.boundary}--\r\n".encode())
+        self.total_files = sum(f.size for f in files.values())
+
+    def _head(self, name: str, filename: str | None = None) -> bytes:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            safe = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+            disposition += f'; filename="{safe}"'
+            kind = "Content-Type: application/octet-stream\r\n"
+        else:
+            kind = "Content-Type: application/json\r\n"
+        head = f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n{kind}"
+        return head.encode("utf-8") + (b"\r\n" if filename is not None else b"")
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return sum(p.size if isinstance(p, LocalFile) else len(p) for p in self._parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for part in self._parts:
+            if isinstance(part, LocalFile):
+                with open(part.local_path, "rb") as f:
+                    for chunk in iter(lambda: f.read(CHUNK), b""):
+                        sent += len(chunk)
+                        if self.progress:
+                            self.progress(sent, self.total_files)
+                        yield chunk
+            else:
+                yield part
+
+
+class Client:
+    """Talks to one service at ``url`` (its base, ending with '/') with one token."""
+
+    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    # --- GraphQL --------------------------------------------------------------------
+    def execute(self, query: str, variables: dict | None = None) -> dict:
+        return self._send(json_body={"query": query, "variables": variables or {}})
+
+    def execute_with_files(
+        self,
+        query: str,
+        variables: dict,
+        uploads: dict[str, LocalFile],
+        progress: Progress | None = None,
+    ) -> dict:
+        """``uploads`` maps a dotted variable path (``files.0.content``) to a file."""
+        if not uploads:
+            return self.execute(query, variables)
+        keys = {str(i): path for i, path in enumerate(uploads)}
+        body = MultipartBody(
+            {"query": query, "variables": variables},
+            {k: [f"variables.{p}"] for k, p in keys.items()},
+            {k: uploads[p] for k, p in keys.items()},
+            progress,
+        )
+        return self._send(body=body)
+
+    def _send(self, json_body: dict | None = None, body: MultipartBody | None = None) -> dict:
+        try:
+            if body is not None:
+                response = self.session.post(
+                    self.url + "graphql",
+                    data=body,
+                    headers={"Content-Type": body.content_type, "Content-Length": str(len(body))},
+                    timeout=self.timeout,
+                )
+            else:
+                response = self.session.post(
+                    self.url + "graphql", json=json_body, timeout=self.timeout
+                )
+        except requests.ConnectionError:
+            raise ClientError(
+                f"cannot reach the exchange service at {self.url}; is it running?",
+                "SERVICE_UNREACHABLE",
+            ) from None
+        except requests.Timeout:
+            raise ClientError(f"the exchange service at {self.url} timed out", "TIMEOUT") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ClientError(
+                f"the exchange service at {self.url} answered HTTP {response.status_code} "
+                "without a GraphQL response; is the URL right?",
+                "BAD_RESPONSE",
+            ) from None
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        if errors:
+            first = errors[0]
+            raise ClientError(first.get("message", "error"), (first.get("extensions") or {}).get("code"))
+        if response.status_code >= 400 or not isinstance(payload, dict):
+            raise ClientError(f"HTTP {response.status_code} from {self.url}", "BAD_RESPONSE")
+        return payload["data"]
+
+    # --- files ----------------------------------------------------------------------
+    def upload_plan(self, course_id: str, files: list[LocalFile]) -> set[str]:
+        """The hashes among ``files`` whose bytes the server needs."""
+        if not files:
+            return set()
+        data = self.execute(
+            "query($c: String!, $h: [String!]!) { missingContent(courseId: $c, sha256: $h) }",
+            {"c": course_id, "h": sorted({f.sha256 for f in files})},
+        )
+        return set(data["missingContent"])
+
+    def download(
+        self, url: str, dest: str, sha256: str, size: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """GET ``url`` into ``dest`` (atomically), verifying the bytes' sha256."""
+        full = urljoin(self.url, url)
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        tmp = f"{dest}.part-{uuid.uuid4().hex[:8]}"
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with self.session.get(full, stream=True, timeout=self.timeout) as response:
+                if response.status_code != 200:
+                    raise ClientError(
+                        f"download of {os.path.basename(dest)} failed: HTTP {response.status_code}",
+                        "DOWNLOAD_FAILED",
+                    )
+                total = size or int(response.headers.get("Content-Length") or 0)
+                with open(tmp, "wb") as out:
+                    for chunk in response.iter_content(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        received += len(chunk)
+                        if progress:
+                            progress(received, total)
+            if digest.hexdigest() != sha256:
+                raise ClientError(
+                    f"download of {os.path.basename(dest)} is corrupt (sha256 mismatch)",
+                    "CORRUPT_DOWNLOAD",
+                )
+            os.replace(tmp, dest)
+        except requests.ConnectionError:
+            raise ClientError(
+                f"cannot reach the exchange service at {self.url}; is it running?",
+                "SERVICE_UNREACHABLE",
+            ) from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -1,0 +1,162 @@
+"""Shared fixtures: an app on a fresh database, and a GraphQL helper per user."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from ngshare_gql import create_app
+from ngshare_gql.config import Settings
+from ngshare_gql.extensions import db
+
+
+def database_url(tmp_path) -> str:
+    """SQLite by default; ``NGSHARE_TEST_DATABASE_URL`` runs the suite on PostgreSQL."""
+    base = os.environ.get("NGSHARE_TEST_DATABASE_URL")
+    return base or f"sqlite:///{tmp_path}/test.db"
+
+
+def reset_database(app) -> None:
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
+        db.create_all()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        database_url=database_url(tmp_path),
+        auth="dev",
+        admins=("admin",),
+        blob_store="sql",
+    )
+
+
+@pytest.fixture
+def app(settings, tmp_path):
+    app = create_app(settings)
+    app.instance_path = str(tmp_path)
+    reset_database(app)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class GQL:
+    """Runs GraphQL operations through the Flask test client as one user."""
+
+    def __init__(self, client, token: str | None, path: str = "/graphql") -> None:
+        self.client = client
+        self.token = token
+        self.path = path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def raw(self, query: str, variables: dict | None = None, files: dict | None = None):
+        if not files:
+            return self.client.post(
+                self.path, json={"query": query, "variables": variables or {}}, headers=self.headers
+            )
+        file_map = {str(i): [f"variables.{p}"] for i, p in enumerate(files)}
+        data = {
+            "operations": json.dumps({"query": query, "variables": variables}),
+            "map": json.dumps(file_map),
+        }
+        for i, content in enumerate(files.values()):
+            data[str(i)] = (io.BytesIO(content), "upload.bin")
+        return self.client.post(
+            self.path, data=data, headers=self.headers, content_type="multipart/form-data"
+        )
+
+    def __call__(self, query: str, variables: dict | None = None, files: dict | None = None):
+        """The ``data`` of a successful operation; fails the test on errors."""
+        response = self.raw(query, variables, files)
+        body = response.get_json()
+        assert body is not None, response.data[:500]
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def error(self, query: str, variables: dict | None = None, files: dict | None = None) -> str:
+        """The error code of an operation that must fail."""
+        response = self.raw(query, variables, files)
+        body = response.get_json()
+        assert body and body.get("errors"), f"expected an error, got {body}"
+        return body["errors"][0]["extensions"]["code"]
+
+
+@pytest.fixture
+def as_user(app):
+    client = app.test_client()
+
+    def make(token: str | None) -> GQL:
+        return GQL(client, token)
+
+    return make
+
+
+def file_inputs(files: dict[str, bytes], send: bool = True) -> tuple[list[dict], dict]:
+    """FileInput variables and the multipart uploads for ``{path: bytes}``."""
+    inputs, uploads = [], {}
+    for i, (path, content) in enumerate(files.items()):
+        inputs.append({"path": path, "sha256": sha(content), "size": len(content), "content": None})
+        if send:
+            uploads[f"files.{i}.content"] = content
+    return inputs, uploads
+
+
+RELEASE = """
+mutation($c: String!, $n: String!, $files: [FileInput!]!, $force: Boolean!, $due: DateTime) {
+  releaseAssignment(courseId: $c, name: $n, files: $files, force: $force, dueAt: $due) {
+    name released files { path size sha256 url }
+  }
+}"""
+
+SUBMIT = """
+mutation($c: String!, $a: String!, $files: [FileInput!]!, $ts: String) {
+  submitAssignment(courseId: $c, assignment: $a, files: $files, timestamp: $ts) {
+    id student timestamp late files { path sha256 url }
+  }
+}"""
+
+
+@pytest.fixture
+def course(as_user):
+    """Course ``c1`` with instructor ``ins`` and students ``s1``, ``s2``; ``d1`` with
+    instructor ``ins2`` and student ``t1``."""
+    admin = as_user("admin")
+    for cid, ins, students in (("c1", "ins", ["s1", "s2"]), ("d1", "ins2", ["t1"])):
+        admin("mutation($c: String!) { createCourse(id: $c) { id } }", {"c": cid})
+        add = "mutation($c: String!, $r: Role!, $m: [MemberInput!]!) { addMembers(courseId: $c, role: $r, members: $m) { user } }"
+        admin(add, {"c": cid, "r": "INSTRUCTOR", "m": [{"user": ins}]})
+        admin(add, {"c": cid, "r": "STUDENT", "m": [{"user": s} for s in students]})
+    return "c1"
+
+
+def release(gql: GQL, course_id: str, name: str, files: dict[str, bytes], force=False, due=None):
+    inputs, uploads = file_inputs(files)
+    return gql(
+        RELEASE,
+        {"c": course_id, "n": name, "files": inputs, "force": force, "due": due},
+        uploads,
+    )["releaseAssignment"]
+
+
+def submit(gql: GQL, course_id: str, name: str, files: dict[str, bytes], ts=None, send=True):
+    inputs, uploads = file_inputs(files, send)
+    return gql(SUBMIT, {"c": course_id, "a": name, "files": inputs, "ts": ts}, uploads)[
+        "submitAssignment"
+    ]
