@@ -33,3 +33,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 
 schema = build_schema()
+
+
+if __name__ == "__main__":  # python -m ngshare_gql.graphql.schema > schema.graphql
+    print(schema.as_str())
