@@ -7,16 +7,23 @@ from typing import NewType
 
 import strawberry
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    description="An integer that may exceed 32 bits (file sizes in bytes).",
-    serialize=int,
-    parse_value=lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _bad_int(v),
-)
+BigInt = NewType("BigInt", int)
 
 
-def _bad_int(value: object) -> int:
+def _parse_big_int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     raise ValueError(f"BigInt cannot represent {value!r}")
+
+
+SCALARS = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description="An integer that may exceed 32 bits (file sizes in bytes).",
+        serialize=int,
+        parse_value=_parse_big_int,
+    )
+}
 
 
 def as_utc(value: datetime | None) -> datetime | None:

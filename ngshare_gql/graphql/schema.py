@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
@@ -10,6 +12,7 @@ from ngshare_gql.config import Settings
 from ngshare_gql.graphql.errors import ErrorCodes
 from ngshare_gql.graphql.mutations import Mutation
 from ngshare_gql.graphql.queries import Query
+from ngshare_gql.graphql.scalars import SCALARS
 
 
 class Schema(strawberry.Schema):
@@ -22,11 +25,11 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        config=StrawberryConfig(),
+        config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
-            QueryDepthLimiter(max_depth=settings.max_query_depth),
-            MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-            MaxTokensLimiter(max_token_count=settings.max_tokens),
+            partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+            partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+            partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
             ErrorCodes,
         ],
     )
