@@ -55,9 +55,7 @@ def _blob_store(settings: config.Settings, instance_path: str) -> BlobStore:
         from ngshare_gql.storage.s3 import S3BlobStore
 
         return S3BlobStore(settings)
-    raise ValueError(
-        f"NGSHARE_BLOB_STORE={settings.blob_store!r}: use 'sql', 'filesystem' or 's3'"
-    )
+    raise ValueError(f"NGSHARE_BLOB_STORE={settings.blob_store!r}: use 'sql', 'filesystem' or 's3'")
 
 
 def _identity(settings: config.Settings) -> HubIdentity | DevIdentity:
@@ -99,7 +97,9 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=(
-            {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+            {"connect_args": {"timeout": 30}}
+            if url.startswith("sqlite")
+            else {"pool_pre_ping": True}
         ),
         # The operation's files plus its small JSON parts.
         MAX_CONTENT_LENGTH=settings.max_upload_size + 16 * 1024 * 1024,

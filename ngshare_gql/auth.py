@@ -113,7 +113,9 @@ class HubIdentity:
             model = response.json()
             name = model["name"]
         except (ValueError, KeyError, TypeError):
-            raise HubUnavailable(f"JupyterHub API at {self.url} sent an unexpected answer") from None
+            raise HubUnavailable(
+                f"JupyterHub API at {self.url} sent an unexpected answer"
+            ) from None
         if model.get("kind", "user") != "user":
             # A service token identifies a service, not a person with course roles.
             return Identity(name=f"service:{name}", admin=False)
@@ -136,7 +138,5 @@ def authenticate(request: Request) -> Identity:
     """The identity behind a request's token, or :class:`Unauthenticated`."""
     token = token_from_header(request.headers.get("Authorization"))
     if token is None:
-        raise Unauthenticated(
-            "no token: send 'Authorization: token <your JupyterHub API token>'"
-        )
+        raise Unauthenticated("no token: send 'Authorization: token <your JupyterHub API token>'")
     return current_app.extensions["ngshare"].identity.identify(token)

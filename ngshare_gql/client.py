@@ -59,7 +59,10 @@ class MultipartBody:
     """A multipart/form-data body streamed from disk, with a known length."""
 
     def __init__(
-        self, operations: dict, file_map: dict[str, list[str]], files: dict[str, LocalFile],
+        self,
+        operations: dict,
+        file_map: dict[str, list[str]],
+        files: dict[str, LocalFile],
         progress: Progress | None = None,
     ) -> None:
         self.boundary = uuid.uuid4().hex
@@ -67,9 +70,7 @@ class MultipartBody:
         self.progress = progress
         self._parts: list[bytes | LocalFile] = []
         for name, value in (("operations", operations), ("map", file_map)):
-            self._parts.append(
-                self._head(name) + b"\r\n" + json.dumps(value).encode() + b"\r\n"
-            )
+            self._parts.append(self._head(name) + b"\r\n" + json.dumps(value).encode() + b"\r\n")
         for key, local in files.items():
             self._parts.append(self._head(key, filename=os.path.basename(local.path)))
             self._parts.append(local)
@@ -172,7 +173,9 @@ class Client:
         errors = payload.get("errors") if isinstance(payload, dict) else None
         if errors:
             first = errors[0]
-            raise ClientError(first.get("message", "error"), (first.get("extensions") or {}).get("code"))
+            raise ClientError(
+                first.get("message", "error"), (first.get("extensions") or {}).get("code")
+            )
         if response.status_code >= 400 or not isinstance(payload, dict):
             raise ClientError(f"HTTP {response.status_code} from {self.url}", "BAD_RESPONSE")
         return payload["data"]
@@ -189,7 +192,11 @@ class Client:
         return set(data["missingContent"])
 
     def download(
-        self, url: str, dest: str, sha256: str, size: int | None = None,
+        self,
+        url: str,
+        dest: str,
+        sha256: str,
+        size: int | None = None,
         progress: Progress | None = None,
     ) -> None:
         """GET ``url`` into ``dest`` (atomically), verifying the bytes' sha256."""

@@ -140,7 +140,8 @@ def course(as_user):
     admin = as_user("admin")
     for cid, ins, students in (("c1", "ins", ["s1", "s2"]), ("d1", "ins2", ["t1"])):
         admin("mutation($c: String!) { createCourse(id: $c) { id } }", {"c": cid})
-        add = "mutation($c: String!, $r: Role!, $m: [MemberInput!]!) { addMembers(courseId: $c, role: $r, members: $m) { user } }"
+        add = """mutation($c: String!, $r: Role!, $m: [MemberInput!]!) {
+            addMembers(courseId: $c, role: $r, members: $m) { user } }"""
         admin(add, {"c": cid, "r": "INSTRUCTOR", "m": [{"user": ins}]})
         admin(add, {"c": cid, "r": "STUDENT", "m": [{"user": s} for s in students]})
     return "c1"

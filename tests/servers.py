@@ -72,7 +72,7 @@ def gunicorn_server(
     if upgrade:
         flask_cli(env, "db", "upgrade")
     port = port or free_port()
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "wsgi:app",

@@ -46,12 +46,21 @@ def test_release_fetch_submit_collect_feedback(app, as_user, course):
     )["releaseFeedback"]
     assert fb[0]["student"] == "s1"
 
-    got = s1('mutation { fetchFeedback(courseId: "c1", assignment: "ps1") { notebook timestamp files { url sha256 } } }')
+    got = s1(
+        'mutation { fetchFeedback(courseId: "c1", assignment: "ps1") '
+        "{ notebook timestamp files { url sha256 } } }"
+    )
     (item,) = got["fetchFeedback"]
     response = client.get(item["files"][0]["url"], headers={"Authorization": "token s1"})
     assert response.data == html
     # Another student sees nothing of it.
-    assert as_user("s2")('mutation { fetchFeedback(courseId: "c1", assignment: "ps1") { notebook } }')[
-        "fetchFeedback"
-    ] == []
-    assert client.get(item["files"][0]["url"], headers={"Authorization": "token s2"}).status_code == 404
+    assert (
+        as_user("s2")('mutation { fetchFeedback(courseId: "c1", assignment: "ps1") { notebook } }')[
+            "fetchFeedback"
+        ]
+        == []
+    )
+    assert (
+        client.get(item["files"][0]["url"], headers={"Authorization": "token s2"}).status_code
+        == 404
+    )

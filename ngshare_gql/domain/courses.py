@@ -101,7 +101,9 @@ def add_members(
         db.session.add(member)
         result.append(member)
     if users:
-        events.record(caller, "roster.added", course_id, subject=f"{role.value}: {', '.join(users)}")
+        events.record(
+            caller, "roster.added", course_id, subject=f"{role.value}: {', '.join(users)}"
+        )
     db.session.commit()
     return result
 

@@ -66,7 +66,7 @@ def release_feedback(
         check_name(spec.notebook, "notebook", 255)
     check_total_size([f for spec in specs for f in spec.files])
     submissions = _submissions_for(assignment, specs)
-    keys = [(s.id, spec.notebook) for s, spec in zip(submissions, specs)]
+    keys = [(s.id, spec.notebook) for s, spec in zip(submissions, specs, strict=True)]
     if len(set(keys)) != len(keys):
         raise BadInput("the same submission and notebook appear twice")
     old = db.session.scalars(
@@ -81,7 +81,7 @@ def release_feedback(
     db.session.flush()
     now = utcnow()
     released = []
-    for submission, spec in zip(submissions, specs):
+    for submission, spec in zip(submissions, specs, strict=True):
         feedback = Feedback(
             submission=submission,
             notebook=spec.notebook,

@@ -112,7 +112,9 @@ def list_submissions(
     """Instructors see all (optionally one student's); students only their own."""
     if which.student is not None:
         check_name(which.student, "student", 255)
-    result = list(db.session.scalars(_query(caller, assignment, which, load_options(files, feedback))))
+    result = list(
+        db.session.scalars(_query(caller, assignment, which, load_options(files, feedback)))
+    )
     return _latest(result) if which.latest_only else result
 
 
@@ -148,6 +150,37 @@ def collect(
     )
     db.session.commit()
     return submissions
+
+
+def remove_submissions(
+    caller: Caller,
+    course_id: str,
+    assignment_name: str,
+    student: str | None = None,
+    timestamp: str | None = None,
+) -> int:
+    """Delete submissions (with their feedback), as ``nbgrader list --inbound --remove``
+    clears the inbound directory; every filter left out widens what is removed."""
+    caller.require_instructor(course_id)
+    assignment = get_assignment(caller, course_id, assignment_name)
+    query = sa.select(Submission).where(Submission.assignment_id == assignment.id)
+    if student is not None:
+        query = query.where(Submission.student == check_name(student, "student", 255))
+    if timestamp is not None:
+        query = query.where(Submission.timestamp == timestamp)
+    removed = list(db.session.scalars(query))
+    for submission in removed:
+        db.session.delete(submission)
+    if removed:
+        events.record(
+            caller,
+            "submission.removed",
+            course_id,
+            assignment_name,
+            subject=f"{len(removed)} submissions" + (f" of {student}" if student else ""),
+        )
+    db.session.commit()
+    return len(removed)
 
 
 def find_submission(

@@ -107,6 +107,21 @@ class Mutation:
         )
         return [Submission(model=s) for s in rows]
 
+    @strawberry.mutation(
+        description="Delete submissions with their feedback (instructors); returns how many."
+    )
+    def remove_submissions(
+        self,
+        info: Info,
+        course_id: str,
+        assignment: str,
+        student: str | None = None,
+        timestamp: str | None = None,
+    ) -> int:
+        return submissions.remove_submissions(
+            info.context.caller, course_id, assignment, student, timestamp
+        )
+
     @strawberry.mutation(description="Release feedback in bulk; again for a notebook replaces it.")
     def release_feedback(
         self, info: Info, course_id: str, assignment: str, feedback: list[FeedbackInput]
@@ -134,4 +149,3 @@ class Mutation:
     def fetch_feedback(self, info: Info, course_id: str, assignment: str) -> list[Feedback]:
         rows = feedback_domain.fetch_feedback(info.context.caller, course_id, assignment)
         return [Feedback(model=f) for f in rows]
-

@@ -54,7 +54,9 @@ class File:
 
     @classmethod
     def of(cls, file: models.File) -> File:
-        return cls(id=strawberry.ID(str(file.id)), path=file.path, size=file.size, sha256=file.sha256)
+        return cls(
+            id=strawberry.ID(str(file.id)), path=file.path, size=file.size, sha256=file.sha256
+        )
 
 
 def files_of(rows: list[models.File]) -> list[File]:
@@ -243,7 +245,9 @@ class Course:
 
     @strawberry.field
     def assignment(self, info: Info, name: str) -> Assignment:
-        return Assignment(model=assignments.get_assignment(info.context.caller, self.model.id, name))
+        return Assignment(
+            model=assignments.get_assignment(info.context.caller, self.model.id, name)
+        )
 
     @strawberry.field(description="The roster (instructors only).")
     def roster(self, info: Info, role: Role | None = None) -> list[Member]:

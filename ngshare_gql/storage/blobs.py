@@ -8,6 +8,7 @@ directory with atomic renames, ``s3`` in a bucket (see :mod:`.s3`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -164,10 +165,8 @@ class FilesystemBlobStore(BlobStore):
             yield from iter(lambda: source.read(CHUNK), b"")
 
     def _delete_bytes(self, sha256: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path_of(sha256))
-        except FileNotFoundError:
-            pass
 
     def check(self) -> None:
         probe = os.path.join(self.staging, ".healthz")

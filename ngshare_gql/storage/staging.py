@@ -8,6 +8,7 @@ socket once, hashed once, written once, and never held whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -32,9 +33,7 @@ class StagedFile:
     def write(self, data: bytes) -> int:
         self.size += len(data)
         if self.size > self.max_size:
-            raise RequestEntityTooLarge(
-                f"a file is larger than the limit of {self.max_size} bytes"
-            )
+            raise RequestEntityTooLarge(f"a file is larger than the limit of {self.max_size} bytes")
         self._hash.update(data)
         return self._file.write(data)
 
@@ -75,10 +74,8 @@ class StagedFile:
     def discard(self) -> None:
         if not self._file.closed:
             self._file.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 class StagingRequest(Request):
