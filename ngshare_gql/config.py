@@ -8,6 +8,7 @@ SQLite database and blob store under the instance folder.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +49,16 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    # Browser login with the hub's OAuth flow (set by the hub for a managed service).
+    hub_base_url: str = "/"
+    hub_host: str = ""
+    oauth_client_id: str = "service-ngshare-gql"
+    oauth_callback_url: str = "/services/ngshare-gql/oauth_callback"
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    session_lifetime: int = 8 * 3600
+    # A folder holding GraphiQL's files (scripts/graphiql-assets.sh); None: the CDN.
+    graphiql_assets: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -58,6 +68,26 @@ class Settings:
     @property
     def dev_identity(self) -> bool:
         return self.auth == "dev"
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    """NGSHARE_SECRET_KEY, else a key derived from the hub-issued API token.
+
+    Every gunicorn worker and replica must sign cookies with the same key; the
+    hub gives all of them the same token, and deriving keeps the token itself
+    out of the signing code.
+    """
+    if env.get("NGSHARE_SECRET_KEY"):
+        return env["NGSHARE_SECRET_KEY"]
+    token = env.get("JUPYTERHUB_API_TOKEN")
+    if token:
+        return hashlib.sha256(b"ngshare-gql cookie key\0" + token.encode()).hexdigest()
+    return None
+
+
+def _default_graphiql_assets() -> str | None:
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "graphiql")
+    return folder if os.path.isfile(os.path.join(folder, "graphiql.min.js")) else None
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,5 +124,17 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         max_query_depth=int(get("NGSHARE_MAX_QUERY_DEPTH", str(Settings.max_query_depth))),
         max_aliases=int(get("NGSHARE_MAX_ALIASES", str(Settings.max_aliases))),
         max_tokens=int(get("NGSHARE_MAX_TOKENS", str(Settings.max_tokens))),
-        secret_key=get("NGSHARE_SECRET_KEY") or get("JUPYTERHUB_API_TOKEN"),
+        secret_key=_secret_key(env),
+        hub_base_url=get("JUPYTERHUB_BASE_URL", "/") or "/",
+        hub_host=get("JUPYTERHUB_HOST", "") or "",
+        oauth_client_id=get("JUPYTERHUB_CLIENT_ID")
+        or "service-" + (get("JUPYTERHUB_SERVICE_NAME", "ngshare-gql") or ""),
+        oauth_callback_url=get("JUPYTERHUB_OAUTH_CALLBACK_URL") or prefix + "oauth_callback",
+        oauth_client_secret=get("JUPYTERHUB_API_TOKEN"),
+        session_lifetime=int(get("NGSHARE_SESSION_LIFETIME", str(Settings.session_lifetime))),
+        graphiql_assets=(
+            None
+            if (get("NGSHARE_GRAPHIQL_ASSETS", "") or "").lower() == "cdn"
+            else get("NGSHARE_GRAPHIQL_ASSETS") or _default_graphiql_assets()
+        ),
     )
