@@ -81,12 +81,13 @@ def release_feedback(
     db.session.flush()
     now = utcnow()
     released = []
+    uploaded = frozenset(f.sha256 for spec in specs for f in spec.files if f.content is not None)
     for submission, spec in zip(submissions, specs, strict=True):
         feedback = Feedback(
             submission=submission,
             notebook=spec.notebook,
             released_at=now,
-            files=store_files(caller, course_id, spec.files),
+            files=store_files(caller, course_id, spec.files, uploaded),
         )
         db.session.add(feedback)
         released.append(feedback)

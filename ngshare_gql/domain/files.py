@@ -91,11 +91,18 @@ def check_total_size(specs: list[FileSpec]) -> None:
         raise PayloadTooLarge(f"the upload is {total} bytes, over the limit of {limit} bytes")
 
 
-def store_files(caller: Caller, course_id: str, specs: list[FileSpec]) -> list[File]:
+def store_files(
+    caller: Caller,
+    course_id: str,
+    specs: list[FileSpec],
+    uploaded: frozenset[str] = frozenset(),
+) -> list[File]:
     """Validate an upload and store its bytes; returns unsaved File rows.
 
     Everything is checked before any byte is stored, and the caller's transaction
-    is rolled back on any error, so a bad upload leaves nothing behind.
+    is rolled back on any error, so a bad upload leaves nothing behind.  Content
+    sent once in an operation serves every file with that hash in it; ``uploaded``
+    names the hashes sent elsewhere in the same operation.
     """
     settings = _settings()
     for spec in specs:
@@ -118,7 +125,8 @@ def store_files(caller: Caller, course_id: str, specs: list[FileSpec]) -> list[F
                 f"file {spec.path!r}: content does not match the declared sha256 and size "
                 f"(received {spec.content.size} bytes with sha256 {spec.content.sha256})"
             )
-    without_content = {spec.sha256 for spec in specs if spec.content is None}
+    sent = {spec.sha256 for spec in specs if spec.content is not None} | uploaded
+    without_content = {spec.sha256 for spec in specs if spec.content is None} - sent
     if without_content:
         reusable = readable_hashes(caller, course_id, without_content)
         reusable -= blob_store().missing(reusable)
