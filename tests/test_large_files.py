@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -32,10 +33,8 @@ class PeakRSS:
         procs = [self.root, *self.root.children(recursive=True)]
         total = 0
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 total += p.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
         return total
 
     def _run(self) -> None:
@@ -94,5 +93,5 @@ def test_200mb_round_trip_keeps_server_memory_flat(tmp_path, store):
             prof.download(stored["url"], str(dest), stored["sha256"], stored["size"])
         assert LocalFile.scan("x", str(dest)).sha256 == local.sha256
         growth = (rss.peak - idle) / MB
-        print(f"{store}: idle {idle / MB:.0f} MB, peak {rss.peak / MB:.0f} MB, growth {growth:.0f} MB")
+        print(f"{store}: idle {idle / MB:.0f} MB, peak {rss.peak / MB:.0f} MB, +{growth:.0f} MB")
         assert growth < 100, f"server RSS grew by {growth:.0f} MB during a 200 MB transfer"
