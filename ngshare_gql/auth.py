@@ -4,12 +4,22 @@ A request carries ``Authorization: token <t>`` (or ``Bearer <t>``), the API
 token of the user's notebook server.  The hub's ``GET /user`` endpoint, called
 *with that token*, answers with the user's name, admin flag and groups.  Answers
 are cached for a short time under a hash of the token; the token itself is never
-stored or logged.
+stored or logged.  The reply also lists the token's scopes: a token that lacks
+``access:services!service=<our name>`` is refused, as JupyterHub's own HubAuth
+does, so only tokens issued for this service (or for all services) work here.
+
+Browsers log in with the hub's OAuth flow (:mod:`ngshare_gql.oauth`) and then
+carry a signed, HttpOnly session cookie of ours holding their identity (name,
+admin flag, groups) and a CSRF secret; never the hub token.  A cookie alone
+authorizes only reads: any other method also needs the ``X-CSRFToken`` header
+equal to that secret, which GraphiQL sends from the ``csrftoken`` cookie that a
+page of another site cannot read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -18,8 +28,10 @@ from dataclasses import dataclass, field
 
 import requests
 from flask import Request, current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ngshare_gql.errors import HubUnavailable, Unauthenticated
+from ngshare_gql.errors import ExchangeError, Forbidden, HubUnavailable, Unauthenticated
+from ngshare_gql.metrics import ENVIRON_USER, record_identity_lookup
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +60,28 @@ def _token_key(token: str) -> str:
 
 
 class HubIdentity:
-    """Looks tokens up at ``{hub_api_url}/user`` with a small TTL cache."""
+    """Looks tokens up at ``{hub_api_url}/user`` with a small TTL cache.
+
+    Refusals are cached too (for ``failure_ttl``), so a bad token cannot make
+    every request cost a round trip to the hub.
+    """
 
     def __init__(
         self,
         hub_api_url: str,
+        service_name: str | None = None,
         timeout: float = 5.0,
         ttl: float = 60.0,
         failure_ttl: float = 2.0,
         max_entries: int = 10_000,
     ) -> None:
         self.url = hub_api_url.rstrip("/") + "/user"
+        self.service_name = service_name
         self.timeout = timeout
         self.ttl = ttl
         self.failure_ttl = failure_ttl
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Identity | ExchangeError]] = OrderedDict()
         self._lock = threading.Lock()
         self._session = requests.Session()
         self.hits = 0
@@ -76,24 +94,32 @@ class HubIdentity:
             cached = self._cache.get(key)
             if cached and cached[0] > now:
                 self.hits += 1
-                if cached[1] is None:
-                    raise Unauthenticated("invalid or expired token")
-                return cached[1]
-            self.misses += 1
-        identity = self._ask_hub(token)
-        self._remember(key, identity, self.ttl if identity else self.failure_ttl)
-        if identity is None:
-            raise Unauthenticated("invalid or expired token")
-        return identity
+            else:
+                self.misses += 1
+                cached = None
+        record_identity_lookup(hit=cached is not None)
+        if cached is None:
+            try:
+                answer: Identity | ExchangeError = self._ask_hub(token)
+            except (Unauthenticated, Forbidden) as refusal:
+                answer = refusal
+            self._remember(
+                key, answer, self.ttl if isinstance(answer, Identity) else self.failure_ttl
+            )
+        else:
+            answer = cached[1]
+        if isinstance(answer, ExchangeError):
+            raise type(answer)(answer.message)
+        return answer
 
-    def _remember(self, key: str, identity: Identity | None, ttl: float) -> None:
+    def _remember(self, key: str, identity: Identity | ExchangeError, ttl: float) -> None:
         with self._lock:
             self._cache[key] = (time.monotonic() + ttl, identity)
             self._cache.move_to_end(key)
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
 
-    def _ask_hub(self, token: str) -> Identity | None:
+    def _ask_hub(self, token: str) -> Identity:
         try:
             response = self._session.get(
                 self.url, headers={"Authorization": f"token {token}"}, timeout=self.timeout
@@ -104,7 +130,7 @@ class HubIdentity:
                 f"JupyterHub API at {self.url} is unreachable; is the hub running?"
             ) from None
         if response.status_code in (401, 403):
-            return None
+            raise Unauthenticated("invalid, expired or revoked JupyterHub token")
         if response.status_code >= 500 or response.status_code != 200:
             raise HubUnavailable(
                 f"JupyterHub API at {self.url} answered HTTP {response.status_code}"
@@ -124,6 +150,21 @@ class HubIdentity:
         )
 
 
+    def _check_scopes(self, model: dict) -> None:
+        """Refuse tokens not issued for this service (hubs before 2.0 send no scopes)."""
+        scopes = model.get("scopes")
+        if self.service_name is None or scopes is None:
+            return
+        wanted = f"access:services!service={self.service_name}"
+        if "access:services" not in scopes and wanted not in scopes:
+            raise Forbidden(
+                f"this JupyterHub token lacks the scope {wanted!r}, so it may not use the "
+                f"{self.service_name!r} service. Notebook servers get it through "
+                "c.Spawner.server_token_scopes; a token you make yourself must be requested "
+                "with that scope, and your hub roles must grant it."
+            )
+
+
 class DevIdentity:
     """INSECURE: the token is the user name.  For the demo and tests only."""
 
@@ -134,9 +175,68 @@ class DevIdentity:
         return Identity(name=name)
 
 
+SESSION_COOKIE = "ngshare-gql-session"
+CSRF_COOKIE = "csrftoken"  # the name Strawberry's GraphiQL page reads, too
+CSRF_HEADER = "X-CSRFToken"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _session_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="ngshare-gql browser session")
+
+
+def session_cookie_value(identity: Identity, csrf: str) -> str:
+    """The signed (not encrypted) session cookie: identity and CSRF secret, no token."""
+    return _session_serializer().dumps(
+        {
+            "name": identity.name,
+            "admin": identity.admin,
+            "groups": sorted(identity.groups),
+            "csrf": csrf,
+        }
+    )
+
+
+def read_session(request: Request) -> tuple[Identity, str] | None:
+    """The identity and CSRF secret of a valid, unexpired session cookie, else None."""
+    value = request.cookies.get(SESSION_COOKIE)
+    if not value:
+        return None
+    max_age = current_app.extensions["ngshare"].settings.session_lifetime
+    try:
+        data = _session_serializer().loads(value, max_age=max_age)
+        identity = Identity(
+            name=str(data["name"]), admin=bool(data["admin"]), groups=frozenset(data["groups"])
+        )
+        return identity, str(data["csrf"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
 def authenticate(request: Request) -> Identity:
-    """The identity behind a request's token, or :class:`Unauthenticated`."""
+    """The identity behind a request's token or browser session, else an error.
+
+    A session cookie alone authorizes safe (reading) methods; anything else needs
+    the CSRF header too.  GET never runs mutations (Strawberry refuses them).
+    """
     token = token_from_header(request.headers.get("Authorization"))
-    if token is None:
-        raise Unauthenticated("no token: send 'Authorization: token <your JupyterHub API token>'")
-    return current_app.extensions["ngshare"].identity.identify(token)
+    if token is not None:
+        identity = current_app.extensions["ngshare"].identity.identify(token)
+    else:
+        session = read_session(request)
+        if session is None:
+            raise Unauthenticated(
+                "no token: send 'Authorization: token <your JupyterHub API token>', "
+                "or log in with a browser by opening the GraphiQL page"
+            )
+        identity, csrf = session
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), csrf.encode()
+        ):
+            raise Forbidden(
+                f"a browser session may change data only with the {CSRF_HEADER} header "
+                f"(GraphiQL sends it from the {CSRF_COOKIE} cookie); scripts should send "
+                "'Authorization: token <your JupyterHub API token>'"
+            )
+    request.environ[ENVIRON_USER] = identity.name
+    return identity
