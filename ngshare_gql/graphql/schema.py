@@ -13,6 +13,7 @@ from ngshare_gql.graphql.errors import ErrorCodes
 from ngshare_gql.graphql.mutations import Mutation
 from ngshare_gql.graphql.queries import Query
 from ngshare_gql.graphql.scalars import SCALARS
+from ngshare_gql.metrics import OperationMetrics
 
 
 class Schema(strawberry.Schema):
@@ -27,6 +28,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
+            OperationMetrics,  # first: sees the final error codes
             partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
             partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
             partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
