@@ -69,6 +69,7 @@ def _identity(settings: config.Settings) -> HubIdentity | DevIdentity:
         raise ValueError(f"NGSHARE_AUTH={settings.auth!r}: use 'hub' (default) or 'dev'")
     return HubIdentity(
         settings.hub_api_url,
+        service_name=settings.service_name,
         timeout=settings.hub_timeout,
         ttl=settings.identity_cache_ttl,
         failure_ttl=settings.identity_failure_ttl,
@@ -85,12 +86,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_app(settings: config.Settings | None = None) -> Flask:
     """Build the WSGI app; settings default to the environment's."""
+    from ngshare_gql import metrics, oauth
     from ngshare_gql.graphql.schema import build_schema
     from ngshare_gql.views import files, health
-    from ngshare_gql.views.graphql import GraphQLView
+    from ngshare_gql.views.graphql import GraphQLView, graphiql_asset
 
     settings = settings or config.from_environ()
-    app = Flask(__name__, instance_relative_config=True)
+    # No default /static route: the only static files are GraphiQL's, under the prefix.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     os.makedirs(app.instance_path, exist_ok=True)
     app.request_class = StagingRequest
     url = _database_url(settings, app.instance_path)
@@ -134,6 +137,12 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     )
     app.register_blueprint(files.bp, url_prefix=prefix)
     app.register_blueprint(health.bp, url_prefix=prefix)
+    if not settings.dev_identity:
+        app.register_blueprint(oauth.bp, url_prefix=prefix)
+    app.add_url_rule(prefix + "/static/graphiql/<path:filename>", view_func=graphiql_asset)
+    app.add_url_rule(prefix + "/metrics", "metrics", metrics.metrics_view)
+    app.before_request(metrics.label_endpoint)
+    app.wsgi_app = metrics.RequestObserver(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.errorhandler(ExchangeError)
     def exchange_error(exc: ExchangeError):
