@@ -28,4 +28,4 @@ cat <<BANNER
 
 BANNER
 exec gunicorn wsgi:app --worker-class gthread --workers 2 --threads 4 \
-  --bind "127.0.0.1:${PORT}" --access-logfile -
+  --bind "127.0.0.1:${PORT}" --no-control-socket --access-logfile -

@@ -87,6 +87,7 @@ def gunicorn_server(
             "--threads", str(threads),
             "--bind", f"127.0.0.1:{port}",
             "--timeout", "120",
+            "--no-control-socket",  # several instances on one machine must not clash
         ],
         cwd=REPO,
         env=env,
