@@ -142,13 +142,13 @@ class HubIdentity:
             raise HubUnavailable(
                 f"JupyterHub API at {self.url} sent an unexpected answer"
             ) from None
+        self._check_scopes(model)
         if model.get("kind", "user") != "user":
             # A service token identifies a service, not a person with course roles.
             return Identity(name=f"service:{name}", admin=False)
         return Identity(
             name=name, admin=bool(model.get("admin")), groups=frozenset(model.get("groups") or ())
         )
-
 
     def _check_scopes(self, model: dict) -> None:
         """Refuse tokens not issued for this service (hubs before 2.0 send no scopes)."""
