@@ -217,3 +217,142 @@ def moto_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class Hub:
+    """A running JupyterHub: its public URL and an admin API session (a test-only service)."""
+
+    def __init__(self, url: str, admin_token: str, service_name: str, log_path: str) -> None:
+        self.url = url
+        self.service_name = service_name
+        self.service_url = f"{url}services/{service_name}/"
+        self.log_path = log_path
+        self.api = requests.Session()
+        self.api.headers["Authorization"] = f"token {admin_token}"
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The hub's REST API as its admin; fails loudly on any error status."""
+        response = self.api.request(method, self.url + "hub/api/" + path, timeout=30, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status_code} {response.text}")
+        return response
+
+    def user(self, name: str, admin: bool = False, groups: tuple[str, ...] = ()) -> None:
+        if self.api.get(self.url + f"hub/api/users/{name}", timeout=30).status_code == 404:
+            self.call("POST", f"users/{name}", json={"admin": admin})
+        for group in groups:
+            if self.api.get(self.url + f"hub/api/groups/{group}", timeout=30).status_code == 404:
+                self.call("POST", f"groups/{group}")
+            self.call("POST", f"groups/{group}/users", json={"users": [name]})
+
+    def token(self, user: str, scopes: list[str] | None = None) -> tuple[str, str]:
+        """A new API token of ``user`` (by default with access to our service); (token, id)."""
+        if scopes is None:
+            scopes = [f"access:services!service={self.service_name}"]
+        model = self.call(
+            "POST", f"users/{user}/tokens", json={"scopes": scopes, "note": "pytest"}
+        ).json()
+        return model["token"], model["id"]
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextlib.contextmanager
+def jupyterhub_server(
+    workdir: str, service_env: dict[str, str], spawner_cmd: list[str] | None = None
+) -> Iterator[Hub]:
+    """A real JupyterHub on loopback running our service as a hub-managed service.
+
+    Loads ``deploy/jupyterhub_config.py`` (the operators' example: service under gunicorn
+    gthread, roles, server_token_scopes) and adds what a test needs: free ports, the
+    dummy authenticator, the simple local spawner, a test admin token.  Stopped by PID,
+    with every process it started.
+    """
+    import psutil
+
+    chp = os.path.join(REPO, "node_modules", ".bin", "configurable-http-proxy")
+    if not os.path.exists(chp):
+        raise RuntimeError(f"{chp} missing: run scripts/provision/30-jupyterhub.sh")
+    os.makedirs(os.path.join(workdir, "home"), exist_ok=True)
+    port, hub_port, proxy_api_port, service_port = (free_port() for _ in range(4))
+    admin_token = os.urandom(16).hex()
+    service_name = "ngshare-gql"
+    config = f"""
+import sys
+c = get_config()
+load_subconfig({os.path.join(REPO, "deploy", "jupyterhub_config.py")!r})
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{workdir}/cookie_secret"
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
+c.Spawner.cmd = {spawner_cmd or [sys.executable, "-m", "jupyterhub.singleuser"]!r}
+c.Spawner.environment = {{"NGSHARE_URL": "http://127.0.0.1:{port}/services/{service_name}/"}}
+c.Spawner.start_timeout = 90
+c.Spawner.http_timeout = 90
+service = c.JupyterHub.services[0]
+service["url"] = "http://127.0.0.1:{service_port}"
+service["environment"].update({service_env!r})
+c.JupyterHub.services.append({{"name": "pytest", "api_token": {admin_token!r}}})
+c.JupyterHub.load_roles.append({{
+    "name": "pytest-admin",
+    "services": ["pytest"],
+    "scopes": ["admin:users", "admin:groups", "tokens", "admin:servers", "read:users",
+               "access:services"],
+}})
+"""
+    config_path = os.path.join(workdir, "jupyterhub_config.py")
+    with open(config_path, "w") as f:
+        f.write(config)
+    log_path = os.path.join(workdir, "hub.log")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", config_path],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = Hub(f"http://127.0.0.1:{port}/", admin_token, service_name, log_path)
+    try:
+        # The proxy answers 404/503 until the hub has added its routes: wait for a 200.
+        for url in (hub.url + "hub/api/", hub.service_url + "healthz"):
+            deadline = time.monotonic() + 90
+            while not _answers_200(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterHub did not serve {url}; see {log_path}")
+                time.sleep(0.2)
+        yield hub
+    finally:
+        try:
+            started = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            started = []
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pid in started:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
