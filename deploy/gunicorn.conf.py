@@ -1,0 +1,73 @@
+"""gunicorn settings for ngshare-gql:  ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``.
+
+Environment (all optional):
+  NGSHARE_BIND      host:port to listen on.  Default: the host and port of
+                    JUPYTERHUB_SERVICE_URL when the hub runs us as a managed service,
+                    else 0.0.0.0:8080 (a container).
+  NGSHARE_WORKERS   worker processes (default 2)
+  NGSHARE_THREADS   threads per worker (default 8); gthread workers keep slow
+                    uploads and downloads from blocking other requests
+  NGSHARE_TIMEOUT   seconds a request may stall before its worker is restarted (default 120)
+
+Metrics of all workers are summed through prometheus_client's multiprocess mode:
+PROMETHEUS_MULTIPROC_DIR (a fresh private folder unless set) holds each worker's files.
+gunicorn's control socket is off, so several instances on one machine cannot clash on
+its default path.
+"""
+
+import os
+import shutil
+import tempfile
+from urllib.parse import urlparse
+
+
+def _bind() -> str:
+    if os.environ.get("NGSHARE_BIND"):
+        return os.environ["NGSHARE_BIND"]
+    service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+    if service_url:
+        url = urlparse(service_url)
+        return f"{url.hostname}:{url.port or 80}"
+    return "0.0.0.0:8080"
+
+
+bind = _bind()
+worker_class = "gthread"
+workers = int(os.environ.get("NGSHARE_WORKERS", "2"))
+threads = int(os.environ.get("NGSHARE_THREADS", "8"))
+timeout = int(os.environ.get("NGSHARE_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# The app writes one JSON line per request itself (ngshare_gql.metrics); gunicorn's
+# access log would repeat it.
+accesslog = None
+errorlog = "-"
+control_socket_disable = True
+
+# Set before any worker imports the app, so prometheus_client starts in multiprocess mode.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(_metrics_dir, exist_ok=True)
+    _owned = False
+else:
+    _metrics_dir = tempfile.mkdtemp(prefix="ngshare-gql-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+    _owned = True
+
+
+def on_starting(server) -> None:
+    """Counters restart with the server: drop files a previous run left behind."""
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _owned:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
