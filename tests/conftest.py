@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import warnings
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from ngshare_gql import create_app
 from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
+from tests.servers import PostgresUnavailable, create_database, postgres_bindir, postgres_cluster
 
 
 def database_url(tmp_path) -> str:
@@ -29,10 +32,41 @@ def reset_database(app) -> None:
         db.create_all()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the whole session (tests/servers.py).
+
+    Without PostgreSQL installed the tests that need it are skipped with a warning
+    on a developer's machine, and fail in CI, where the test command installs it."""
+    try:
+        postgres_bindir()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        warnings.warn(f"PostgreSQL tests SKIPPED: {exc}", stacklevel=1)
+        pytest.skip(str(exc))
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_test_db(postgres_server) -> str:
+    """The database the app-level tests share on PostgreSQL (reset per test)."""
+    return create_database(postgres_server, "ngshare_test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """Every app-level test runs on SQLite and again on PostgreSQL."""
+    if request.param == "sqlite":
+        return database_url(tmp_path)
+    return request.getfixturevalue("postgres_test_db")
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings(db_url) -> Settings:
     return Settings(
-        database_url=database_url(tmp_path),
+        database_url=db_url,
         auth="dev",
         admins=("admin",),
         blob_store="sql",

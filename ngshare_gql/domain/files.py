@@ -127,18 +127,18 @@ def store_files(
             )
     sent = {spec.sha256 for spec in specs if spec.content is not None} | uploaded
     without_content = {spec.sha256 for spec in specs if spec.content is None} - sent
+    store = blob_store()
     if without_content:
-        reusable = readable_hashes(caller, course_id, without_content)
-        reusable -= blob_store().missing(reusable)
+        # Locked until commit, so garbage collection cannot remove them meanwhile.
+        reusable = store.lock(readable_hashes(caller, course_id, without_content))
         lacking = without_content - reusable
         if lacking:
             raise BadInput(
                 "content must be sent for files the server does not hold for you: "
                 + ", ".join(sorted(s.path for s in specs if s.sha256 in lacking)[:10])
             )
-    store = blob_store()
     stored: set[str] = set()
-    for spec in specs:
+    for spec in sorted(specs, key=lambda s: s.sha256):  # one lock order: no deadlocks
         if spec.content is not None and spec.sha256 not in stored:
             store.put(spec.content)
             stored.add(spec.sha256)

@@ -34,7 +34,17 @@ def _insert_ignore(table: sa.Table, rows: dict) -> sa.Executable:
 
 
 class BlobStore:
-    """Shared logic: the Blob index and streamed download responses."""
+    """Shared logic: the Blob index, the locking protocol and streamed downloads.
+
+    Garbage collection (:mod:`.gc`) must never remove a blob that a transaction is
+    about to reference.  So every transaction that adds files first *locks* the
+    Blob rows of their contents (:meth:`lock`, :meth:`put`) and keeps the locks
+    until it commits; the collector only removes rows it could lock itself and
+    re-checks for references after locking.  PostgreSQL: ``FOR KEY SHARE`` here,
+    ``FOR UPDATE SKIP LOCKED`` there.  SQLite: both take the database's single
+    write lock.  The bytes are written *after* the row is locked, and the collector
+    deletes bytes *before* it commits, so a blob whose row is held has its bytes.
+    """
 
     name = "base"
 
@@ -47,13 +57,35 @@ class BlobStore:
         present = db.session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(hashes)))
         return hashes - set(present)
 
+    def lock(self, hashes: set[str]) -> set[str]:
+        """Hold the Blob rows of ``hashes`` until commit; returns those that are stored."""
+        wanted = sorted(hashes)
+        if not wanted:
+            return set()
+        query = sa.select(Blob.sha256).where(Blob.sha256.in_(wanted)).order_by(Blob.sha256)
+        if db.engine.dialect.name == "postgresql":
+            query = query.with_for_update(read=True, key_share=True)
+        else:  # any write takes SQLite's database lock, held until commit
+            db.session.execute(
+                sa.update(Blob).where(Blob.sha256.in_(wanted)).values(size=Blob.size),
+                execution_options={"synchronize_session": False},
+            )
+        return set(db.session.scalars(query))
+
     def put(self, staged: StagedFile) -> None:
-        """Store a staged upload under its sha256 (a no-op if already stored)."""
+        """Store a staged upload under its sha256 and lock its row until commit."""
         staged.finish()
-        self._write(staged)
-        db.session.execute(
-            _insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
-        )
+        for _attempt in range(5):
+            db.session.execute(
+                _insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
+            )
+            if self.lock({staged.sha256}):
+                break
+            # The collector removed the row between our insert and lock: insert again.
+        else:
+            raise RuntimeError(f"could not lock blob {staged.sha256}")
+        if not self._has_bytes(staged.sha256, staged.size):
+            self._write(staged)
 
     def response(self, sha256: str, size: int, filename: str) -> Response:
         response = Response(self.iter_bytes(sha256), mimetype="application/octet-stream")
@@ -63,13 +95,16 @@ class BlobStore:
     def iter_bytes(self, sha256: str) -> Iterator[bytes]:
         raise NotImplementedError
 
-    def delete(self, sha256: str) -> None:
-        """Forget a blob; the caller has made sure nothing references it."""
-        db.session.execute(sa.delete(Blob).where(Blob.sha256 == sha256))
-        self._delete_bytes(sha256)
+    def delete_bytes(self, hashes: list[str]) -> None:
+        """Remove the bytes of blobs whose rows the collector is deleting."""
+        for sha256 in hashes:
+            self._delete_bytes(sha256)
 
     def check(self) -> None:
         """Raise if the store cannot be used (for ``/healthz``)."""
+
+    def _has_bytes(self, sha256: str, size: int) -> bool:
+        raise NotImplementedError
 
     def _write(self, staged: StagedFile) -> None:
         raise NotImplementedError
@@ -83,13 +118,14 @@ class SqlBlobStore(BlobStore):
 
     name = "sql"
 
-    def put(self, staged: StagedFile) -> None:
-        staged.finish()
-        inserted = db.session.execute(
-            _insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
-        ).rowcount
-        if not inserted:
-            return
+    def _has_bytes(self, sha256: str, size: int) -> bool:
+        stored = db.session.scalar(
+            sa.select(sa.func.count()).select_from(BlobChunk).where(BlobChunk.sha256 == sha256)
+        )
+        return stored == -(-size // CHUNK)
+
+    def _write(self, staged: StagedFile) -> None:
+        self._delete_bytes(staged.sha256)
         with open(staged.path, "rb") as source:
             for seq, chunk in enumerate(iter(lambda: source.read(CHUNK), b"")):
                 db.session.execute(
@@ -136,10 +172,11 @@ class FilesystemBlobStore(BlobStore):
             raise ValueError("not a sha256 hex digest")
         return os.path.join(self.root, sha256[:2], sha256[2:4], sha256)
 
+    def _has_bytes(self, sha256: str, size: int) -> bool:
+        return os.path.exists(self.path_of(sha256))
+
     def _write(self, staged: StagedFile) -> None:
         target = self.path_of(staged.sha256)
-        if os.path.exists(target):
-            return
         os.makedirs(os.path.dirname(target), exist_ok=True)
         staged.close()
         try:
