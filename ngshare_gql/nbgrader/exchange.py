@@ -1,0 +1,229 @@
+"""The base of every plugin: where the service is, how to call it, and file selection.
+
+It mirrors nbgrader's default ``Exchange`` where users can see it (its traits are
+accepted so existing configs load; ignore/include/size limits select the same
+files) and replaces the shared directory with GraphQL calls through
+:class:`ngshare_gql.client.Client`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from nbgrader.exchange.abc import Exchange as ABCExchange
+from nbgrader.exchange.abc import ExchangeError
+from nbgrader.utils import ignore_patterns
+from traitlets import Bool, Float, Unicode, default
+
+from ngshare_gql.client import Client, ClientError, LocalFile
+
+#: Transfers at least this big are logged as they progress.
+PROGRESS_THRESHOLD = 10 * 1024 * 1024
+
+FILE = "files { path size sha256 url }"
+
+
+class Exchange(ABCExchange):
+    """Talks to the ngshare-gql service with the notebook server's JupyterHub token."""
+
+    url = Unicode(
+        "",
+        help=(
+            "Base URL of the ngshare-gql service (ending with '/'). Defaults to "
+            "$NGSHARE_URL, else http://proxy-public/services/<service_name>/."
+        ),
+    ).tag(config=True)
+
+    service_name = Unicode(
+        "ngshare-gql", help="The JupyterHub service name, used for the default URL."
+    ).tag(config=True)
+
+    timeout = Float(60.0, help="Seconds to wait for the service per request.").tag(config=True)
+
+    # Traits of nbgrader's default exchange, accepted so existing configs load.
+    root = Unicode(
+        "/usr/local/share/nbgrader/exchange",
+        help="Unused by this exchange (files live in the service); accepted for old configs.",
+    ).tag(config=True)
+
+    cache = Unicode(
+        "",
+        help="Local cache for nbgrader submit and list; defaults to "
+        "$JUPYTER_DATA_DIR/nbgrader_cache",
+    ).tag(config=True)
+
+    path_includes_course = Bool(
+        False,
+        help="Whether fetched and submitted assignments live under ./<course>/<assignment>.",
+    ).tag(config=True)
+
+    @default("cache")
+    def _cache_default(self) -> str:
+        return os.path.join(jupyter_data_dir(), "nbgrader_cache")
+
+    _client: Client | None = None
+    _me: str | None = None
+
+    # --- the service ---------------------------------------------------------------
+    @property
+    def service_url(self) -> str:
+        url = (
+            self.url
+            or os.environ.get("NGSHARE_URL")
+            or (f"http://proxy-public/services/{self.service_name}/")
+        )
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            token = os.environ.get("JUPYTERHUB_API_TOKEN")
+            if not token:
+                self.fail(
+                    "JUPYTERHUB_API_TOKEN is not set: the exchange service "
+                    f"{self.service_url} needs the notebook server's JupyterHub token"
+                )
+            self._client = Client(self.service_url, token, timeout=self.timeout)
+        return self._client
+
+    def call(self, query: str, variables: dict | None = None, uploads=None) -> dict:
+        """One GraphQL operation; any failure becomes an ExchangeError with its reason."""
+        try:
+            if uploads:
+                return self.client.execute_with_files(
+                    query, variables or {}, uploads, self.progress("uploading", uploads)
+                )
+            return self.client.execute(query, variables)
+        except ClientError as e:
+            self.fail(self.explain(e))
+            raise  # unreachable: fail raises
+
+    def explain(self, error: ClientError) -> str:
+        if error.code == "UNAUTHENTICATED":
+            return f"the exchange service at {self.service_url} did not accept your token: {error}"
+        if error.code == "PAYLOAD_TOO_LARGE":
+            return f"too large for the exchange: {error}"
+        return str(error)
+
+    @property
+    def me(self) -> str:
+        """The caller's name as the service knows it (never $USER)."""
+        if self._me is None:
+            self._me = self.call("{ me { name } }")["me"]["name"]
+        return self._me
+
+    def require_course(self) -> str:
+        if self.coursedir.course_id == "":
+            self.fail("No course id specified. Re-run with --course flag.")
+        return self.coursedir.course_id
+
+    def exchange_path(self, *parts: str) -> str:
+        """Where a thing lives in the exchange, shown in logs and list output."""
+        return self.service_url + "/".join(parts)
+
+    # --- files ---------------------------------------------------------------------
+    def progress(self, verb: str, files: Any):
+        """A progress callback logging every 10% of transfers above the threshold."""
+        total = sum(f.size for f in files.values()) if isinstance(files, dict) else int(files)
+        if total < PROGRESS_THRESHOLD:
+            return None
+        state = {"next": 0.1, "start": time.monotonic()}
+
+        def report(done: int, _total: int) -> None:
+            if done >= state["next"] * total or done == total:
+                elapsed = max(time.monotonic() - state["start"], 1e-6)
+                self.log.info(
+                    "%s %.1f of %.1f MB (%d%%, %.1f MB/s)",
+                    verb,
+                    done / 1e6,
+                    total / 1e6,
+                    100 * done // total,
+                    done / 1e6 / elapsed,
+                )
+                state["next"] = done / total + 0.1
+
+        return report
+
+    def check_dir_size(self, total: int) -> None:
+        """nbgrader's CourseDirectory.max_dir_size (in kB), with its exception type."""
+        limit = 1000 * self.coursedir.max_dir_size
+        if total > limit:
+            self.log.error("Directory size is too big")
+            raise RuntimeError(
+                f"Directory size is too big. Size is {total}, maximum size is {limit}"
+            )
+
+    def select_files(self, src: str) -> list[tuple[str, str]]:
+        """(relative path, local path) of the files nbgrader's default exchange would copy
+        from ``src``: CourseDirectory.ignore, include and max_file_size applied per
+        directory as shutil.copytree does."""
+        ignore = ignore_patterns(
+            exclude=self.coursedir.ignore,
+            include=self.coursedir.include,
+            max_file_size=self.coursedir.max_file_size,
+            log=self.log,
+        )
+        selected = []
+        for dirpath, dirnames, filenames in os.walk(src):
+            ignored = set(ignore(dirpath, dirnames + filenames))
+            dirnames[:] = sorted(d for d in dirnames if d not in ignored)
+            for name in sorted(filenames):
+                if name not in ignored:
+                    local = os.path.join(dirpath, name)
+                    selected.append((os.path.relpath(local, src).replace(os.sep, "/"), local))
+        return selected
+
+    def scan(self, files: list[tuple[str, str]]) -> list[LocalFile]:
+        return [LocalFile.scan(path, local) for path, local in files]
+
+    def upload_inputs(
+        self, course_id: str, files: list[LocalFile], prefix: str, missing: set[str]
+    ) -> tuple[list[dict], dict[str, LocalFile]]:
+        """FileInput variables, and the uploads for content the server lacks."""
+        inputs, uploads = [], {}
+        for i, f in enumerate(files):
+            inputs.append(f.as_input())
+            if f.sha256 in missing:
+                uploads[f"{prefix}.{i}.content"] = f
+        reused = len(files) - len(uploads)
+        if reused:
+            self.log.debug(
+                "%d of %d files already on the exchange; not sent again", reused, len(files)
+            )
+        return inputs, uploads
+
+    def download_all(self, files: list[dict], dest: str) -> None:
+        """Download ``files`` (File dicts) under ``dest``, verifying each sha256."""
+        report = self.progress("downloading", sum(int(f["size"]) for f in files))
+        done = 0
+        for f in files:
+            target = safe_join(dest, f["path"])
+            if target is None:
+                self.fail(f"refusing to write outside {dest}: {f['path']!r}")
+            base = done
+
+            def step(received: int, _total: int, base: int = base) -> None:
+                if report:
+                    report(base + received, 0)
+
+            try:
+                self.client.download(f["url"], target, f["sha256"], int(f["size"]), step)
+            except ClientError as e:
+                self.fail(self.explain(e))
+            done += int(f["size"])
+
+
+def safe_join(root: str, relative: str) -> str | None:
+    """``root/relative``, or None when ``relative`` would escape ``root``."""
+    target = os.path.normpath(os.path.join(root, *relative.split("/")))
+    if os.path.commonpath([os.path.abspath(root), os.path.abspath(target)]) != os.path.abspath(
+        root
+    ):
+        return None
+    return target
+
+
+__all__ = ["Exchange", "ExchangeError", "FILE", "safe_join"]

@@ -1,0 +1,82 @@
+"""``nbgrader fetch_assignment``: download a released assignment into ./<assignment>."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import uuid
+
+from nbgrader.exchange.abc import ExchangeFetchAssignment as ABCExchangeFetchAssignment
+
+from ngshare_gql.nbgrader.exchange import FILE, Exchange, safe_join
+
+FETCH = f"""mutation($c: String!, $n: String!) {{
+  fetchAssignment(courseId: $c, name: $n) {{ {FILE} }}
+}}"""
+
+
+class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
+    def init_src(self) -> None:
+        course = self.require_course()
+        if not self.authenticator.has_access(self.coursedir.student_id, course):
+            self.fail("You do not have access to this course.")
+        self.src_path = self.exchange_path(course, "outbound", self.coursedir.assignment_id)
+
+    def init_dest(self) -> None:
+        if self.path_includes_course:
+            root = os.path.join(self.coursedir.course_id, self.coursedir.assignment_id)
+        else:
+            root = self.coursedir.assignment_id
+        self.dest_path = os.path.abspath(os.path.join(self.assignment_dir, root))
+        if os.path.isdir(self.dest_path) and not self.replace_missing_files:
+            self.fail(f"You already have a copy of the assignment in this directory: {root}")
+
+    def ignored(self, path: str) -> bool:
+        """CourseDirectory.ignore on any component, as shutil.ignore_patterns does."""
+        return any(
+            fnmatch.fnmatch(part, pattern)
+            for part in path.split("/")
+            for pattern in self.coursedir.ignore
+        )
+
+    def copy_files(self) -> None:
+        course, name = self.coursedir.course_id, self.coursedir.assignment_id
+        files = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]["files"]
+        files = [f for f in files if not self.ignored(f["path"])]
+        self.log.info(f"Source: {self.src_path}")
+        self.log.info(f"Destination: {self.dest_path}")
+        if os.path.isdir(self.dest_path):
+            self.replace_missing(files)
+        else:
+            # Download next to the destination and move it in whole, so a failed
+            # transfer never leaves a partial copy that blocks the next fetch.
+            tmp = f"{self.dest_path}.fetching-{uuid.uuid4().hex[:8]}"
+            try:
+                os.makedirs(tmp)
+                self.download_all(files, tmp)
+                os.makedirs(os.path.dirname(self.dest_path), exist_ok=True)
+                os.rename(tmp, self.dest_path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.log.info(f"Fetched as: {course} {name}")
+
+    def replace_missing(self, files: list[dict]) -> None:
+        """--replace: download only the files missing locally, never overwrite."""
+        missing = []
+        for f in files:
+            parts = f["path"].split("/")
+            for depth in range(1, len(parts)):
+                directory = safe_join(self.dest_path, "/".join(parts[:depth]))
+                if directory and not os.path.exists(directory):
+                    self.log.warning(
+                        "Creating missing directory '%s'", os.path.relpath(directory, os.getcwd())
+                    )
+                    os.mkdir(directory)
+            target = safe_join(self.dest_path, f["path"])
+            if target and not os.path.exists(target):
+                self.log.warning(
+                    "Replacing missing file '%s'", os.path.relpath(target, os.getcwd())
+                )
+                missing.append(f)
+        self.download_all(missing, self.dest_path)
