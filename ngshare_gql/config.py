@@ -44,6 +44,13 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_presign_downloads: bool = False
+    s3_presign_expiry: int = 300
+    # "auto", "path" (MinIO and most in-cluster S3 stand-ins) or "virtual".
+    s3_addressing_style: str = "auto"
+    s3_multipart_threshold: int = 16 * MB
+    # Unset: boto3's own chain (AWS_* variables, web identity / IRSA, instance role).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
     max_file_size: int = 100 * MB
     max_upload_size: int = 1024 * MB
     max_query_depth: int = 12
@@ -119,6 +126,13 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint_url=get("NGSHARE_S3_ENDPOINT_URL"),
         s3_region=get("NGSHARE_S3_REGION"),
         s3_presign_downloads=_bool(get("NGSHARE_S3_PRESIGN_DOWNLOADS", "false")),
+        s3_presign_expiry=int(get("NGSHARE_S3_PRESIGN_EXPIRY", "300")),
+        s3_addressing_style=(get("NGSHARE_S3_ADDRESSING_STYLE", "auto") or "auto").lower(),
+        s3_multipart_threshold=int(
+            get("NGSHARE_S3_MULTIPART_THRESHOLD", str(Settings.s3_multipart_threshold))
+        ),
+        s3_access_key_id=get("NGSHARE_S3_ACCESS_KEY_ID"),
+        s3_secret_access_key=get("NGSHARE_S3_SECRET_ACCESS_KEY"),
         max_file_size=int(get("NGSHARE_MAX_FILE_SIZE", str(Settings.max_file_size))),
         max_upload_size=int(get("NGSHARE_MAX_UPLOAD_SIZE", str(Settings.max_upload_size))),
         max_query_depth=int(get("NGSHARE_MAX_QUERY_DEPTH", str(Settings.max_query_depth))),
