@@ -19,6 +19,18 @@ from ngshare_gql.auth import read_session
 from ngshare_gql.graphql.context import Context
 from ngshare_gql.oauth import login_redirect
 
+# Longest list a request's variables may hold (hashes, members, files): bounded so one
+# request can't make the database bind more parameters than it accepts.
+MAX_LIST_ITEMS = 5000
+
+
+def _longest_list(value: object) -> int:
+    if isinstance(value, list):
+        return max([len(value), *(_longest_list(v) for v in value)])
+    if isinstance(value, dict):
+        return max([0, *(_longest_list(v) for v in value.values())])
+    return 0
+
 
 def error_response(message: str, code: str, status: int) -> Response:
     body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
@@ -49,9 +61,41 @@ class GraphQLView(_GraphQLView):
             return Response(page, content_type="text/html; charset=utf-8")
         return super().render_graphql_ide(request)
 
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            return self.decode_json(data)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "the request body is not valid JSON") from None
+
+    def parse_http_body(self, request_adapter):
+        """Strawberry's parsing, with any malformed body (JSON that is not an object,
+        bytes that are not UTF-8, a broken multipart ``map``) a 400 instead of a 500."""
+        try:
+            data = super().parse_http_body(request_adapter)
+        except (UnicodeDecodeError, AttributeError, TypeError, ValueError, RecursionError):
+            raise HTTPException(
+                400, "the request body is not a GraphQL request (JSON object or multipart)"
+            ) from None
+        for item in data if isinstance(data, list) else [data]:
+            if _longest_list(item.variables) > MAX_LIST_ITEMS:
+                raise HTTPException(
+                    400, f"a list in the variables is longer than {MAX_LIST_ITEMS} items; "
+                    "split the operation"
+                )
+        return data
+
     def dispatch_request(self):
         if _browser_needs_login():
             return login_redirect(request.full_path.rstrip("?"))
+        if (
+            not request.mimetype.startswith("multipart/")
+            and (request.content_length or 0) > request.max_form_memory_size
+        ):
+            return error_response(
+                f"a request without files is limited to {request.max_form_memory_size} bytes",
+                "PAYLOAD_TOO_LARGE",
+                413,
+            )
         try:
             return self.run(request=request)
         except HTTPException as exc:
