@@ -26,6 +26,15 @@ def classify(error: GraphQLError) -> GraphQLError:
         # Parse, validation and variable errors: the query itself is wrong.
         error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
         return error
+    if isinstance(original, RecursionError):
+        return GraphQLError(
+            "the query is nested too deeply",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "BAD_USER_INPUT"},
+        )
     if isinstance(original, (ValueError, TypeError)) and "cannot represent" in str(original):
         error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
         return error

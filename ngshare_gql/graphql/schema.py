@@ -7,9 +7,10 @@ from functools import partial
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 
 from ngshare_gql.config import Settings
-from ngshare_gql.graphql.errors import ErrorCodes
+from ngshare_gql.graphql.errors import ErrorCodes, classify
 from ngshare_gql.graphql.mutations import Mutation
 from ngshare_gql.graphql.queries import Query
 from ngshare_gql.graphql.scalars import SCALARS
@@ -19,6 +20,16 @@ from ngshare_gql.metrics import OperationMetrics
 class Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         """Expected errors are the client's business; :class:`ErrorCodes` logs the rest."""
+
+    def execute_sync(self, *args, **kwargs) -> ExecutionResult:
+        """Errors raised inside an extension (a fragment chain too deep for the depth
+        limiter's recursion) bypass :class:`ErrorCodes`: classify them here too."""
+        result = super().execute_sync(*args, **kwargs)
+        if result.errors:
+            result.errors = [
+                e if (e.extensions or {}).get("code") else classify(e) for e in result.errors
+            ]
+        return result
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
