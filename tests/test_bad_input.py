@@ -99,6 +99,9 @@ HOSTILE_PATHS = [
     ("d/" * 600) + "f",
     "",
     " ",
+    "a/ /b",
+    "a/.. /b",
+    "evil\u202egpj.exe",
 ]
 
 

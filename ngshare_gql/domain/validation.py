@@ -11,6 +11,14 @@ MAX_PATH = 1024
 MAX_SEGMENT = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Bidirectional overrides make "evil\u202egpj.exe" display as "evilexe.jpg".
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _invisible(value: str) -> bool:
+    """Control or format characters (bidi overrides, zero-width), which make two
+    different names look the same."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
 
 
 def check_name(value: str, what: str, max_length: int = 128) -> str:
@@ -19,7 +27,7 @@ def check_name(value: str, what: str, max_length: int = 128) -> str:
         raise BadInput(f"{what} must not be empty")
     if len(value) > max_length:
         raise BadInput(f"{what} is longer than {max_length} characters")
-    if _CONTROL.search(value) or "/" in value or "\\" in value or value in (".", ".."):
+    if _invisible(value) or "/" in value or "\\" in value or value in (".", ".."):
         raise BadInput(f"{what} {value[:80]!r} contains characters that are not allowed")
     if value != value.strip():
         raise BadInput(f"{what} {value!r} has leading or trailing spaces")
@@ -33,15 +41,15 @@ def check_path(path: str) -> str:
     shown = repr(path[:80])
     if len(path) > MAX_PATH:
         raise BadInput(f"file path {shown}... is longer than {MAX_PATH} characters")
-    if _CONTROL.search(path):
+    if _CONTROL.search(path) or _BIDI.search(path):
         raise BadInput(f"file path {shown} contains control characters")
     if "\\" in path:
         raise BadInput(f"file path {shown} contains a backslash; use '/'")
     if path.startswith("/") or _DRIVE.match(path):
         raise BadInput(f"file path {shown} must be relative")
     for segment in path.split("/"):
-        if segment in ("", ".", ".."):
-            raise BadInput(f"file path {shown} has an empty, '.' or '..' component")
+        if segment.strip() in ("", ".", ".."):
+            raise BadInput(f"file path {shown} has an empty, blank, '.' or '..' component")
         if len(segment) > MAX_SEGMENT:
             raise BadInput(f"file path {shown} has a component longer than {MAX_SEGMENT}")
     return path
