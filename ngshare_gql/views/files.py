@@ -14,7 +14,8 @@ from ngshare_gql.roles import caller_for
 bp = Blueprint("files", __name__)
 
 
-@bp.get("/files/<int:file_id>")
+# Ids beyond a 64-bit integer are no file of ours (and overflow the database driver).
+@bp.get("/files/<int(max=9223372036854775807):file_id>")
 def download(file_id: int) -> Response:
     caller = caller_for(authenticate(request))
     file = readable_file(caller, file_id)
