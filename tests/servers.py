@@ -237,9 +237,10 @@ class Hub:
             raise RuntimeError(f"{method} {path}: HTTP {response.status_code} {response.text}")
         return response
 
-    def user(self, name: str, admin: bool = False, groups: tuple[str, ...] = ()) -> None:
+    def user(self, name: str, groups: tuple[str, ...] = ()) -> None:
+        """Create user ``name`` (``hubadmin`` exists already, as a hub admin) in ``groups``."""
         if self.api.get(self.url + f"hub/api/users/{name}", timeout=30).status_code == 404:
-            self.call("POST", f"users/{name}", json={"admin": admin})
+            self.call("POST", f"users/{name}")
         for group in groups:
             if self.api.get(self.url + f"hub/api/groups/{group}", timeout=30).status_code == 404:
                 self.call("POST", f"groups/{group}")
@@ -300,6 +301,7 @@ c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{workdir}/cookie_secret"
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{"hubadmin"}}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{workdir}/home/{{username}}"
 c.Spawner.cmd = {spawner_cmd or [sys.executable, "-m", "jupyterhub.singleuser"]!r}
