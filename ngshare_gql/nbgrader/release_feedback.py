@@ -13,7 +13,8 @@ from ngshare_gql.client import LocalFile
 from ngshare_gql.nbgrader.exchange import Exchange
 
 PLAN = """query($c: String!, $h: [String!]!) {
-  course(id: $c) { assignments { name submissions { student timestamp } } }
+  me { admin }
+  course(id: $c) { myRoles assignments { name submissions { student timestamp } } }
   missingContent(courseId: $c, sha256: $h)
 }"""
 
@@ -74,6 +75,8 @@ class ExchangeReleaseFeedback(Exchange, ABCExchangeReleaseFeedback):
             return
         files = [LocalFile.scan(f"{nb}.html", html) for _, nb, _, html in found]
         plan = self.call(PLAN, {"c": course, "h": sorted({f.sha256 for f in files})})
+        if not plan["me"]["admin"] and "INSTRUCTOR" not in plan["course"]["myRoles"]:
+            self.fail(f"you are not an instructor of course '{course}'")
         known = {
             (s["student"], s["timestamp"])
             for a in plan["course"]["assignments"]

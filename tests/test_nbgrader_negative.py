@@ -1,0 +1,201 @@
+"""Unhappy paths and costs of the nbgrader plugins, through nbgrader's own apps."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ngshare_gql.client import Client
+from tests.nbgrader_flow import User, plugin_config
+from tests.servers import free_port, gunicorn_server, service_env
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENTS = itertools.count(1)
+NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("service")
+    env = service_env(tmp, NGSHARE_MAX_FILE_SIZE="100000")
+    with gunicorn_server(env, workers=1) as url:
+        admin = Client(url, "admin")
+        for course, teacher, students in (
+            ("c101", "teacher", ["alice", "bob", "carol"]),
+            ("other", "other_teacher", ["mallory"]),
+        ):
+            admin.execute(
+                """mutation($c: String!, $i: String!, $s: [MemberInput!]!) {
+                  createCourse(id: $c) { id }
+                  a: addMembers(courseId: $c, role: INSTRUCTOR, members: [{user: $i}]) { user }
+                  b: addMembers(courseId: $c, role: STUDENT, members: $s) { user }
+                }""",
+                {"c": course, "i": teacher, "s": [{"user": s} for s in students]},
+            )
+        yield url
+
+
+@pytest.fixture
+def people(tmp_path, service):
+    """A teacher who released a fresh assignment of c101, a factory for other users,
+    and the assignment's name (tests share one service)."""
+
+    def person(name: str, course: str = "c101") -> User:
+        home = str(tmp_path / name)
+        os.makedirs(home, exist_ok=True)
+        config = {
+            **plugin_config(service),
+            "CourseDirectory.course_id": course,
+            "CourseDirectory.root": home,
+            "Exchange.cache": str(tmp_path / f"{name}-cache"),
+        }
+        return User(name, home, token=name, config=config)
+
+    teacher = person("teacher")
+    ps = f"ps{next(ASSIGNMENTS)}"
+    write(teacher.home, f"release/{ps}/{ps}.ipynb", NOTEBOOK)
+    teacher.ok("release_assignment", ps)
+    return teacher, person, ps
+
+
+def write(root: str, relative: str, text: str) -> str:
+    path = os.path.join(root, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def test_students_cannot_release_collect_or_release_feedback(people):
+    _teacher, person, ps = people
+    alice = person("alice")
+    write(alice.home, "release/ps2/ps2.ipynb", NOTEBOOK)
+    out = alice.fails("release_assignment", "ps2")
+    assert "you are not an instructor of course 'c101'" in out
+    out = alice.fails("collect", ps)
+    assert "you are not an instructor of course 'c101'" in out
+    write(alice.home, f"feedback/alice/{ps}/{ps}.html", "<p>I give myself full marks</p>")
+    write(alice.home, f"feedback/alice/{ps}/timestamp.txt", "2026-01-01 00:00:00.000000 UTC")
+    out = alice.fails("release_feedback", ps)
+    assert "you are not an instructor of course 'c101'" in out
+
+
+def test_outsiders_cannot_fetch_and_unreleased_is_explained(people):
+    _teacher, person, ps = people
+    mallory = person("mallory", course="c101")
+    out = mallory.fails("fetch_assignment", ps)
+    assert "you are not a member of course 'c101'" in out
+    assert not os.path.exists(os.path.join(mallory.home, ps))
+    alice = person("alice")
+    out = alice.fails("fetch_assignment", "ps9")
+    assert "assignment 'ps9' is not released in course 'c101'" in out
+    assert not os.path.exists(os.path.join(alice.home, "ps9"))
+
+
+def test_too_large_file_fails_with_the_limit(people):
+    _teacher, person, ps = people
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    write(alice.home, f"{ps}/data.csv", "x" * 150_000)
+    out = alice.fails("submit", ps)
+    assert "too large for the exchange" in out and "100000 bytes" in out
+
+
+def test_students_only_ever_receive_their_own_feedback(people, monkeypatch):
+    teacher, person, ps = people
+    students = {name: person(name) for name in ("alice", "bob")}
+    for name, student in students.items():
+        student.ok("fetch_assignment", ps)
+        write(student.home, f"{ps}/answer.txt", f"{name}'s answer")
+        student.ok("submit", ps)
+    teacher.ok("collect", ps)
+    for name in students:
+        submitted = os.path.join(teacher.home, "submitted", name, ps)
+        with open(os.path.join(submitted, "answer.txt")) as fh:
+            assert fh.read() == f"{name}'s answer"
+        with open(os.path.join(submitted, "timestamp.txt")) as fh:
+            timestamp = fh.read()
+        write(teacher.home, f"feedback/{name}/{ps}/{ps}.html", f"<p>feedback for {name}</p>")
+        write(teacher.home, f"feedback/{name}/{ps}/timestamp.txt", timestamp)
+    teacher.ok("release_feedback", ps)
+
+    for name, student in students.items():
+        student.ok("fetch_feedback", ps)
+        fetched = []
+        for dirpath, _dirs, files in os.walk(os.path.join(student.home, ps, "feedback")):
+            for f in files:
+                with open(os.path.join(dirpath, f)) as fh:
+                    fetched.append(fh.read())
+        assert fetched == [f"<p>feedback for {name}</p>"]
+    # carol submitted nothing: nothing to fetch, and nothing of the others.
+    carol = person("carol")
+    carol.ok("fetch_feedback", ps)
+    assert not os.path.exists(os.path.join(carol.home, ps, "feedback"))
+    # Asking for another student's id does not change whose feedback comes back.
+    students["alice"].ok("fetch_feedback", ps, "--student=bob")
+    for dirpath, _dirs, files in os.walk(os.path.join(students["alice"].home, ps, "feedback")):
+        for f in files:
+            with open(os.path.join(dirpath, f)) as fh:
+                assert "bob" not in fh.read()
+
+
+def test_collect_costs_constant_round_trips_and_resubmit_sends_no_unchanged_bytes(
+    people, monkeypatch
+):
+    teacher, person, ps = people
+    sent_files: list[list[str]] = []
+    original = Client.execute_with_files
+
+    def recording(self, query, variables, uploads, progress=None):
+        sent_files.append(sorted(f.path for f in uploads.values()))
+        return original(self, query, variables, uploads, progress)
+
+    monkeypatch.setattr(Client, "execute_with_files", recording)
+    students = [person(name) for name in ("alice", "bob", "carol")]
+    for student in students:
+        student.ok("fetch_assignment", ps)
+        write(student.home, f"{ps}/big.bin", student.name * 1000)
+        student.ok("submit", ps)
+    sent_files.clear()
+    students[0].ok("submit", ps)  # unchanged: only the new timestamp and secret travel
+    assert sent_files == [["submission_secret.txt", "timestamp.txt"]]
+
+    calls: list[str] = []
+    original_send = Client._send
+
+    def counting(self, *args, **kwargs):
+        calls.append("graphql")
+        return original_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_send", counting)
+    out = teacher.ok("collect", ps)
+    assert f"Processing 3 submissions of '{ps}' for course 'c101'" in out
+    assert len(calls) == 2  # the due time, then one collect for every student
+    for student in students:
+        assert os.path.isfile(os.path.join(teacher.home, "submitted", student.name, ps, "big.bin"))
+
+
+def test_stopped_service_exits_1_with_the_url(tmp_path, service):
+    """The real ``nbgrader`` command against a service that is not there."""
+    dead = f"http://127.0.0.1:{free_port()}/services/ngshare-gql/"
+    home = tmp_path / "student"
+    home.mkdir()
+    config = plugin_config(dead)
+    args = [f"--{k}={v}" for k, v in config.items()]
+    env = dict(os.environ, JUPYTERHUB_API_TOKEN="alice", JUPYTER_CONFIG_PATH=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "fetch_assignment", "ps1", "--course", "c101", *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot reach the exchange service at {dead}" in result.stderr
+    assert "nbgrader fetch_assignment failed" in result.stderr
