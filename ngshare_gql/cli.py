@@ -1,4 +1,4 @@
-"""Operator commands on the Flask CLI: ``flask --app wsgi course ...``.
+"""Operator commands on the Flask CLI: ``flask --app wsgi course|blobs ...``.
 
 They act as the service operator (an admin) and are written to the audit log
 under the actor name ``operator``.
@@ -6,16 +6,19 @@ under the actor name ``operator``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ngshare_gql.auth import Identity
 from ngshare_gql.domain import courses
 from ngshare_gql.errors import ExchangeError, NotFound
 from ngshare_gql.extensions import db
-from ngshare_gql.models import Course, Role
+from ngshare_gql.models import Course, Role, utcnow
 from ngshare_gql.roles import Caller
+from ngshare_gql.storage.gc import collect_garbage
 
 course_cli = AppGroup("course", help="Create, list and remove courses and their rosters.")
 
@@ -91,5 +94,27 @@ def remove_course(course_id: str, instructors, students, yes: bool) -> None:
         _fail(exc)
 
 
+blobs_cli = AppGroup("blobs", help="Maintain the blob store.")
+
+
+@blobs_cli.command("gc")
+@click.option(
+    "--min-age",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Keep blobs stored less than this many seconds ago.",
+)
+def collect_blobs(min_age: float) -> None:
+    """Remove stored contents that no release, submission or feedback uses.
+
+    Safe to run at any time, on any instance, while the service runs."""
+    store = current_app.extensions["ngshare"].blobs
+    older_than = utcnow() - timedelta(seconds=min_age) if min_age > 0 else None
+    removed = collect_garbage(store, older_than=older_than)
+    click.echo(f"removed {len(removed)} unreferenced blobs")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(course_cli)
+    app.cli.add_command(blobs_cli)

@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from ngshare_gql import create_app
 from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
-from tests.servers import PostgresUnavailable, create_database, postgres_bindir, postgres_cluster
+from tests.servers import (
+    PostgresUnavailable,
+    create_database,
+    moto_server,
+    postgres_bindir,
+    postgres_cluster,
+)
 
 
 def database_url(tmp_path) -> str:
@@ -53,6 +59,13 @@ def postgres_server() -> Iterator[str]:
 def postgres_test_db(postgres_server) -> str:
     """The database the app-level tests share on PostgreSQL (reset per test)."""
     return create_database(postgres_server, "ngshare_test")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 stand-in for the session (tests/servers.py); its endpoint URL."""
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from ngshare_gql.domain import events
-from ngshare_gql.domain.files import FileSpec, store_files
+from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import Conflict, NotFound
 from ngshare_gql.extensions import db
@@ -64,23 +64,24 @@ def release(
     """Release (or with ``force`` atomically replace) an assignment's files."""
     caller.require_instructor(course_id)
     check_name(name, "assignment name", 255)
+    # Create the row if missing without racing a concurrent release of the same name
+    # (that one waits here until we commit), then hold it until we commit.
+    db.session.execute(_insert_ignore_assignment(course_id, name))
     assignment = db.session.scalar(
         sa.select(Assignment)
         .where(Assignment.course_id == course_id, Assignment.name == name)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    if assignment is not None and assignment.released and not force:
+    if assignment.released and not force:
         raise Conflict(
             f"assignment {name!r} is already released in course {course_id!r}; "
             "use force to replace it"
         )
     rows = store_files(caller, course_id, files)
-    if assignment is None:
-        assignment = Assignment(course_id=course_id, name=name)
-        db.session.add(assignment)
-    else:
-        db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
-        db.session.expire(assignment, ["files"])
+    replaced = file_hashes(File.assignment_id == assignment.id)
+    db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
+    db.session.expire(assignment, ["files"])
     assignment.released = True
     assignment.released_at = utcnow()
     if due_at is not None:
@@ -88,7 +89,20 @@ def release(
     assignment.files = rows
     events.record(caller, "assignment.released", course_id, name, subject=f"{len(rows)} files")
     db.session.commit()
+    collect_unused(replaced)
     return assignment
+
+
+def _insert_ignore_assignment(course_id: str, name: str) -> sa.Executable:
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return (
+        insert(Assignment)
+        .values(course_id=course_id, name=name, released=False)
+        .on_conflict_do_nothing()
+    )
 
 
 def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:
@@ -97,11 +111,13 @@ def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:
     assignment = get_assignment(caller, course_id, name)
     if not assignment.released:
         raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
+    withdrawn = file_hashes(File.assignment_id == assignment.id)
     db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
     db.session.expire(assignment, ["files"])
     assignment.released = False
     events.record(caller, "assignment.unreleased", course_id, name)
     db.session.commit()
+    collect_unused(withdrawn)
     return assignment
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ngshare_gql.domain import events
+from ngshare_gql.domain.files import collect_unused, file_hashes
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import BadInput, Conflict, NotFound
 from ngshare_gql.extensions import db
-from ngshare_gql.models import Course, Member, Role
+from ngshare_gql.models import Assignment, Course, Feedback, File, Member, Role, Submission
 from ngshare_gql.roles import Caller
 
 
@@ -57,9 +58,20 @@ def delete_course(caller: Caller, course_id: str) -> None:
     course = db.session.get(Course, course_id)
     if course is None:
         raise NotFound(f"no course {course_id!r}")
+    assignments = sa.select(Assignment.id).where(Assignment.course_id == course_id)
+    submissions = sa.select(Submission.id).where(Submission.assignment_id.in_(assignments))
+    feedback = sa.select(Feedback.id).where(Feedback.submission_id.in_(submissions))
+    contents = file_hashes(
+        sa.or_(
+            File.assignment_id.in_(assignments),
+            File.submission_id.in_(submissions),
+            File.feedback_id.in_(feedback),
+        )
+    )
     db.session.delete(course)
     events.record(caller, "course.deleted", course_id)
     db.session.commit()
+    collect_unused(contents)
 
 
 def roster(caller: Caller, course_id: str, role: Role | None = None) -> list[Member]:

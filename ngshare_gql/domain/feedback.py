@@ -9,11 +9,17 @@ from sqlalchemy.orm import selectinload
 
 from ngshare_gql.domain import events
 from ngshare_gql.domain.assignments import get_assignment
-from ngshare_gql.domain.files import FileSpec, check_total_size, store_files
+from ngshare_gql.domain.files import (
+    FileSpec,
+    check_total_size,
+    collect_unused,
+    file_hashes,
+    store_files,
+)
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import BadInput, Forbidden, NotFound
 from ngshare_gql.extensions import db
-from ngshare_gql.models import Assignment, Feedback, Submission, utcnow
+from ngshare_gql.models import Assignment, Feedback, File, Submission, utcnow
 from ngshare_gql.roles import Caller
 
 
@@ -75,9 +81,10 @@ def release_feedback(
             Feedback.notebook.in_({spec.notebook for spec in specs}),
         )
     )
-    for feedback in old:
-        if (feedback.submission_id, feedback.notebook) in keys:
-            db.session.delete(feedback)
+    replaced = [f for f in old if (f.submission_id, f.notebook) in keys]
+    contents = file_hashes(File.feedback_id.in_([f.id for f in replaced]))
+    for feedback in replaced:
+        db.session.delete(feedback)
     db.session.flush()
     now = utcnow()
     released = []
@@ -101,6 +108,7 @@ def release_feedback(
             subject=f"{len(specs)} notebooks for {students}",
         )
     db.session.commit()
+    collect_unused(contents)
     return released
 
 
@@ -124,6 +132,7 @@ def remove_feedback(
     if notebook is not None:
         query = query.where(Feedback.notebook == notebook)
     removed = list(db.session.scalars(query))
+    contents = file_hashes(File.feedback_id.in_([f.id for f in removed]))
     for feedback in removed:
         db.session.delete(feedback)
     if removed:
@@ -135,6 +144,7 @@ def remove_feedback(
             subject=f"{len(removed)} notebooks" + (f" of {student}" if student else ""),
         )
     db.session.commit()
+    collect_unused(contents)
     return len(removed)
 
 

@@ -17,6 +17,7 @@ from ngshare_gql.errors import BadInput, NotFound, PayloadTooLarge
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Assignment, Feedback, File, Submission
 from ngshare_gql.roles import Caller
+from ngshare_gql.storage.gc import collect_dereferenced
 from ngshare_gql.storage.staging import StagedFile
 
 
@@ -143,6 +144,17 @@ def store_files(
             store.put(spec.content)
             stored.add(spec.sha256)
     return [File(path=s.path, sha256=s.sha256, size=s.size) for s in specs]
+
+
+def file_hashes(*conditions: sa.ColumnElement[bool]) -> set[str]:
+    """The contents of the files matching ``conditions``: taken before an operation
+    deletes files, so that :func:`collect_unused` can check them afterwards."""
+    return set(db.session.scalars(sa.select(File.sha256).where(*conditions).distinct()))
+
+
+def collect_unused(hashes: set[str]) -> None:
+    """After a commit that deleted files: remove the contents nothing uses any more."""
+    collect_dereferenced(blob_store(), hashes)
 
 
 def readable_file(caller: Caller, file_id: int) -> File:

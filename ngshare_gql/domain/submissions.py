@@ -10,11 +10,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ngshare_gql.domain import events
 from ngshare_gql.domain.assignments import get_assignment
-from ngshare_gql.domain.files import FileSpec, store_files
+from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import BadInput, Forbidden, NotFound
 from ngshare_gql.extensions import db
-from ngshare_gql.models import Assignment, Feedback, Submission, utcnow
+from ngshare_gql.models import Assignment, Feedback, File, Submission, utcnow
 from ngshare_gql.roles import Caller
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
@@ -169,6 +169,9 @@ def remove_submissions(
     if timestamp is not None:
         query = query.where(Submission.timestamp == timestamp)
     removed = list(db.session.scalars(query))
+    ids = [s.id for s in removed]
+    feedback = sa.select(Feedback.id).where(Feedback.submission_id.in_(ids))
+    contents = file_hashes(sa.or_(File.submission_id.in_(ids), File.feedback_id.in_(feedback)))
     for submission in removed:
         db.session.delete(submission)
     if removed:
@@ -180,6 +183,7 @@ def remove_submissions(
             subject=f"{len(removed)} submissions" + (f" of {student}" if student else ""),
         )
     db.session.commit()
+    collect_unused(contents)
     return len(removed)
 
 

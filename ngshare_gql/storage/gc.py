@@ -1,0 +1,89 @@
+"""Garbage collection: remove blobs that no release, submission or feedback uses.
+
+Safe while other requests upload and reuse content, on every instance at once,
+by the row-locking protocol described on :class:`~.blobs.BlobStore`:
+
+1. select unreferenced Blob rows ``FOR UPDATE SKIP LOCKED`` (rows that a running
+   upload or reuse holds are skipped; a row inserted by a transaction that has not
+   committed is not seen at all);
+2. delete them with the "no file references it" condition checked again by that
+   new statement, which on PostgreSQL sees every file committed up to the moment
+   our locks were granted (and on SQLite runs under the database's write lock);
+3. delete their bytes, then commit.  Until the commit, a request that wants one of
+   these blobs waits for our lock; afterwards it finds the row gone and stores the
+   content anew (or is told to send it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ngshare_gql.extensions import db
+from ngshare_gql.models import Blob, File
+from ngshare_gql.storage.blobs import BlobStore
+
+log = logging.getLogger("ngshare_gql.gc")
+
+BATCH = 500
+
+
+def collect_garbage(
+    store: BlobStore,
+    candidates: Iterable[str] | None = None,
+    *,
+    older_than: datetime | None = None,
+) -> list[str]:
+    """Remove unreferenced blobs (only among ``candidates`` when given, only those
+    created before ``older_than`` when given); returns the removed hashes."""
+    unreferenced = ~sa.exists().where(File.sha256 == Blob.sha256)
+    pending = None if candidates is None else sorted(set(candidates))
+    removed: list[str] = []
+    while pending is None or pending:
+        query = sa.select(Blob.sha256).where(unreferenced)
+        if pending is not None:
+            query = query.where(Blob.sha256.in_(pending[:BATCH]))
+            pending = pending[BATCH:]
+        if older_than is not None:
+            query = query.where(Blob.created_at < older_than)
+        query = query.order_by(Blob.sha256).limit(BATCH).with_for_update(skip_locked=True)
+        try:
+            found = list(db.session.scalars(query))
+            gone = []
+            if found:
+                gone = list(
+                    db.session.scalars(
+                        sa.delete(Blob)
+                        .where(Blob.sha256.in_(found), unreferenced)
+                        .returning(Blob.sha256),
+                        execution_options={"synchronize_session": False},
+                    )
+                )
+                store.delete_bytes(gone)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        removed += gone
+        if candidates is None and (len(found) < BATCH or not gone):
+            break
+    if removed:
+        log.info("garbage collection removed %d blobs", len(removed))
+    return removed
+
+
+def collect_dereferenced(store: BlobStore, hashes: Iterable[str]) -> None:
+    """Collect right after an operation dropped references to ``hashes``.
+
+    The operation has committed by then; a failure here is logged, not raised, and
+    ``flask blobs gc`` removes whatever was left."""
+    hashes = set(hashes)
+    if not hashes:
+        return
+    try:
+        collect_garbage(store, hashes)
+    except Exception:
+        log.exception("collecting %d blobs failed; `flask blobs gc` retries", len(hashes))
