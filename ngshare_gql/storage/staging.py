@@ -1,7 +1,8 @@
 """Uploads land in a staging file, hashed as the bytes stream in.
 
-Werkzeug's multipart parser writes each uploaded part to the file object that
-:meth:`StagingRequest._get_file_stream` returns.  Ours computes sha256 and size
+The multipart parser (:mod:`.multipart`, werkzeug's for other bodies) writes
+each uploaded part to the file object that :meth:`StagingRequest._get_file_stream`
+returns.  Ours computes sha256 and size
 on the way and enforces the per-file limit, so the bytes are read from the
 socket once, hashed once, written once, and never held whole in memory.
 """
@@ -15,7 +16,10 @@ import tempfile
 from typing import IO
 
 from flask import Request, current_app, g
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from ngshare_gql.storage import multipart
 
 
 class StagedFile:
@@ -83,6 +87,39 @@ class StagingRequest(Request):
 
     # Form fields (the GraphQL ``operations`` and ``map`` parts) stay small.
     max_form_memory_size = 16 * 1024 * 1024
+
+    def _load_form_data(self) -> None:
+        """Parse multipart bodies with :mod:`.multipart`; anything else as werkzeug does."""
+        if "form" in self.__dict__:
+            return
+        boundary = self.mimetype_params.get("boundary", "")
+        if self.mimetype != "multipart/form-data" or not boundary or self.shallow:
+            super()._load_form_data()
+            return
+        stream = self._get_stream_for_parsing()
+        try:
+            fields, files = multipart.parse(
+                stream.read,
+                boundary.encode("ascii"),
+                self._open_part,
+                self.max_form_memory_size,
+                self.max_form_parts,
+            )
+        except ValueError:  # malformed: an empty form, like werkzeug's silent parser
+            fields, files = [], []
+        d = self.__dict__
+        d["stream"] = stream
+        d["form"] = self.parameter_storage_class(fields)
+        d["files"] = self.parameter_storage_class(files)
+
+    def _open_part(
+        self, name: str, filename: str, content_type: str | None, headers: Headers
+    ) -> IO[bytes]:
+        try:
+            content_length = int(headers.get("content-length", 0))
+        except ValueError:
+            content_length = 0
+        return self._get_file_stream(self.content_length, content_type, filename, content_length)
 
     def _get_file_stream(
         self,
