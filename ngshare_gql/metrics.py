@@ -94,14 +94,36 @@ def metrics_view() -> Response:
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
-def _root_fields(operation: OperationDefinitionNode) -> list[str]:
-    names = []
-    for selection in operation.selection_set.selections:
-        if isinstance(selection, FieldNode):
-            names.append(selection.name.value)
-        else:
-            names.append("...")
-    return sorted(set(names))
+INTROSPECTION = frozenset({"__typename", "__schema", "__type"})
+
+
+def _operation_label(ctx) -> str:
+    """``query:me``, ``mutation:releaseAssignment``: root fields the schema knows.
+
+    Anything else (a parse error, unknown fields) is ``invalid``, so clients cannot
+    make up labels.
+    """
+    document = ctx.graphql_document
+    for definition in document.definitions if document else ():
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        if ctx.operation_name and (
+            definition.name is None or definition.name.value != ctx.operation_name
+        ):
+            continue
+        root = ctx.schema._schema.get_root_type(definition.operation)
+        names = set()
+        for selection in definition.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                names.add("...")
+            elif root is not None and (
+                selection.name.value in root.fields or selection.name.value in INTROSPECTION
+            ):
+                names.add(selection.name.value)
+            else:
+                return "invalid"
+        return f"{definition.operation.value}:{'+'.join(sorted(names)[:4])}"
+    return "invalid"
 
 
 class OperationMetrics(SchemaExtension):
@@ -120,20 +142,7 @@ class OperationMetrics(SchemaExtension):
             errors += ctx.result.errors
         if ctx.operation_name:
             environ[ENVIRON_OPERATION_NAME] = ctx.operation_name[:100]
-        if ctx.pre_execution_errors:
-            label = "invalid"
-        else:
-            label = "unknown"
-            document = ctx.graphql_document
-            for definition in document.definitions if document else ():
-                if isinstance(definition, OperationDefinitionNode) and (
-                    ctx.operation_name is None
-                    or (definition.name and definition.name.value == ctx.operation_name)
-                ):
-                    fields = _root_fields(definition)
-                    label = f"{definition.operation.value}:{'+'.join(fields[:4])}"
-                    break
-        environ[ENVIRON_OPERATION] = label
+        environ[ENVIRON_OPERATION] = _operation_label(ctx)
         if errors:
             code = (errors[0].extensions or {}).get("code") or "INTERNAL_SERVER_ERROR"
             environ[ENVIRON_OUTCOME] = str(code)
@@ -174,8 +183,11 @@ class RequestObserver:
         started = time.perf_counter()
         status: list[int] = []
 
+        length: list[int] = []
+
         def observed_start(code: str, headers: list, exc_info: Any = None):
             status.append(int(code.split(" ", 1)[0]))
+            length[:] = [int(v) for k, v in headers if k.lower() == "content-length"][:1]
             return start_response(code, headers, exc_info)
 
         body = self.app(environ, observed_start)
@@ -183,6 +195,11 @@ class RequestObserver:
         def done(sent: int) -> None:
             self._finish(environ, status[-1] if status else 500, started, sent)
 
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if file_wrapper is not None and isinstance(body, file_wrapper):
+            # Hand the server its own file wrapper back, so gunicorn can sendfile()
+            # downloads instead of copying them through Python 8 KiB at a time.
+            return _observe_close(body, lambda: done(length[0] if length else 0))
         return _CountedBody(body, done)
 
     @staticmethod
