@@ -5,6 +5,8 @@ Anything else that escapes is a bug: the API masks it and logs it in full.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 
 class ExchangeError(Exception):
     code = "INTERNAL_SERVER_ERROR"
@@ -53,3 +55,11 @@ class HubUnavailable(ExchangeError):
 class ServiceUnavailable(ExchangeError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached right now (down, restarting,
+    network cut, locked): the client should retry, nothing is wrong with its request."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from ngshare_gql.errors import ExchangeError
+from ngshare_gql.errors import ExchangeError, database_unavailable
 
 log = logging.getLogger("ngshare_gql.errors")
 
@@ -26,6 +26,16 @@ def classify(error: GraphQLError) -> GraphQLError:
         # Parse, validation and variable errors: the query itself is wrong.
         error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
         return error
+    if database_unavailable(original):
+        log.warning("database unavailable in %s: %s", error.path, type(original).__name__)
+        return GraphQLError(
+            "the database is unavailable; try again shortly",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "SERVICE_UNAVAILABLE"},
+        )
     if isinstance(original, RecursionError):
         return GraphQLError(
             "the query is nested too deeply",

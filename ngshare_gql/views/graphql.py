@@ -84,6 +84,17 @@ class GraphQLView(_GraphQLView):
                 )
         return data
 
+    def create_response(self, response_data, sub_response: Response) -> Response:
+        """When the hub or the database could not be reached, say so with HTTP 503 (and
+        ``Retry-After``) as well, for load balancers and retrying clients."""
+        if isinstance(response_data, dict) and response_data.get("data") is None:
+            errors = response_data.get("errors") or []
+            codes = {(e.get("extensions") or {}).get("code") for e in errors}
+            if codes and codes <= {"HUB_UNAVAILABLE", "SERVICE_UNAVAILABLE"}:
+                sub_response.status_code = 503
+                sub_response.headers["Retry-After"] = "5"
+        return super().create_response(response_data, sub_response)
+
     def dispatch_request(self):
         if _browser_needs_login():
             return login_redirect(request.full_path.rstrip("?"))
