@@ -12,7 +12,7 @@ from flask import Flask, jsonify
 
 from ngshare_gql import config
 from ngshare_gql.auth import DevIdentity, HubIdentity
-from ngshare_gql.errors import ExchangeError
+from ngshare_gql.errors import ExchangeError, ServiceUnavailable
 from ngshare_gql.extensions import db, migrate
 from ngshare_gql.roles import GroupRules
 from ngshare_gql.storage.blobs import BlobStore, FilesystemBlobStore, SqlBlobStore
@@ -147,6 +147,13 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     @app.errorhandler(ExchangeError)
     def exchange_error(exc: ExchangeError):
         return jsonify(error=exc.message, code=exc.code), exc.status
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def database_error(exc: sa.exc.DBAPIError):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        unavailable = ServiceUnavailable("the database is unavailable; try again shortly")
+        return exchange_error(unavailable)
 
     from ngshare_gql import cli
 
