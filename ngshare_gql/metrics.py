@@ -172,6 +172,21 @@ class _CountedBody:
             self._done(self.sent)
 
 
+def _observe_close(body: Any, on_close: Callable[[], None]) -> Any:
+    """``body`` itself (its type lets the server sendfile() it), reporting when closed."""
+    original = getattr(body, "close", None)
+
+    def close() -> None:
+        try:
+            if original is not None:
+                original()
+        finally:
+            on_close()
+
+    body.close = close
+    return body
+
+
 class RequestObserver:
     """WSGI middleware: metrics and the access-log line for every request."""
 
