@@ -83,18 +83,21 @@ def release_feedback(
     )
     replaced = [f for f in old if (f.submission_id, f.notebook) in keys]
     contents = file_hashes(File.feedback_id.in_([f.id for f in replaced]))
+    # Store before deleting what is replaced: releasing the same feedback again may
+    # reuse its content without sending it, which the replaced rows make readable.
+    uploaded = frozenset(f.sha256 for spec in specs for f in spec.files if f.content is not None)
+    rows = [store_files(caller, course_id, spec.files, uploaded) for spec in specs]
     for feedback in replaced:
         db.session.delete(feedback)
     db.session.flush()
     now = utcnow()
     released = []
-    uploaded = frozenset(f.sha256 for spec in specs for f in spec.files if f.content is not None)
-    for submission, spec in zip(submissions, specs, strict=True):
+    for submission, spec, files in zip(submissions, specs, rows, strict=True):
         feedback = Feedback(
             submission=submission,
             notebook=spec.notebook,
             released_at=now,
-            files=store_files(caller, course_id, spec.files, uploaded),
+            files=files,
         )
         db.session.add(feedback)
         released.append(feedback)
