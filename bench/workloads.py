@@ -1,0 +1,239 @@
+"""W1-W6: the same steps, timed, against either service (see :mod:`bench.clients`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bench.rss import PeakRss
+
+MB = 1024 * 1024
+COURSE = "bench101"
+INSTRUCTOR = "ins"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; :meth:`tiny` keeps every step but shrinks the data."""
+
+    w1_file: int = 50 * MB
+    students: int = 100
+    concurrency: int = 16
+    release_data: int = 5 * MB
+    submission: int = 2 * MB
+    w4_clients: int = 8
+    w4_ops: int = 40
+    w6_file: int = 2048 * MB
+    sha_probe: int = 512 * MB
+    socket_probe: int = 2048 * MB
+
+    @classmethod
+    def tiny(cls) -> Sizes:
+        return cls(
+            w1_file=1 * MB, students=6, concurrency=3, release_data=256 * 1024,
+            submission=64 * 1024, w4_clients=2, w4_ops=5, w6_file=8 * MB,
+            sha_probe=16 * MB, socket_probe=32 * MB,
+        )
+
+    def student_names(self) -> list[str]:
+        return [f"s{i:03d}" for i in range(self.students)]
+
+
+def write_random(path: str, size: int) -> str:
+    """A file of ``size`` random bytes (written 1 MiB at a time); returns its sha256."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(MB, left))
+            digest.update(block)
+            f.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Data:
+    """The input files every workload uses, made once per run under ``root``."""
+
+    def __init__(self, root: str, sizes: Sizes) -> None:
+        self.root = root
+        self.sizes = sizes
+        self.w1 = os.path.join(root, "w1", "big.bin")
+        self.notebook = os.path.join(root, "ps1", "ps1.ipynb")
+        self.dataset = os.path.join(root, "ps1", "data", "dataset.bin")
+        self.sha: dict[str, str] = {}
+
+    def make(self) -> None:
+        self.sha[self.w1] = write_random(self.w1, self.sizes.w1_file)
+        self.sha[self.notebook] = write_random(self.notebook, 16 * 1024)
+        self.sha[self.dataset] = write_random(self.dataset, self.sizes.release_data)
+        for student in self.sizes.student_names():
+            for version in (1, 2):
+                path = self.submission(student, version)
+                self.sha[path] = write_random(path, self.sizes.submission)
+
+    def submission(self, student: str, version: int) -> str:
+        return os.path.join(self.root, "submissions", f"v{version}", student, "ps1.ipynb")
+
+    @property
+    def release_files(self) -> list[tuple[str, str]]:
+        return [("ps1.ipynb", self.notebook), ("data/dataset.bin", self.dataset)]
+
+
+def _pool(fn, items: list, workers: int) -> list[BaseException]:
+    """Run ``fn(item)`` for each item, ``workers`` at a time; the errors raised."""
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            exc = future.exception()
+            if exc is not None:
+                errors.append(exc)
+    return errors
+
+
+def _errors(errors: list[BaseException]) -> dict:
+    return {"errors": len(errors), "first_error": repr(errors[0]) if errors else None}
+
+
+def setup(svc, data: Data) -> None:
+    """Course, roster and the ps1 release (untimed)."""
+    students = data.sizes.student_names()
+    svc.setup(COURSE, INSTRUCTOR, students)
+    svc.release(INSTRUCTOR, COURSE, "ps1", data.release_files)
+
+
+def w1(svc, pid: int, data: Data, work: str) -> dict:
+    """Release one big file and download it (a student), verified on arrival."""
+    dest = os.path.join(work, "w1")
+    with PeakRss(pid) as rss:
+        t0 = time.perf_counter()
+        svc.release(INSTRUCTOR, COURSE, "w1", [("big.bin", data.w1)])
+        t1 = time.perf_counter()
+        svc.fetch("s000", COURSE, "w1", dest)
+        t2 = time.perf_counter()
+    intact = sha256_of(os.path.join(dest, "big.bin")) == data.sha[data.w1]
+    return {
+        "seconds": t2 - t0, "upload_s": t1 - t0, "upload_post_s": svc.last_post_seconds,
+        "download_s": t2 - t1, "bytes": data.sizes.w1_file, "intact": intact,
+        **rss.numbers(),
+    }
+
+
+def w2(svc, pid: int, data: Data, work: str) -> dict:
+    """Each student fetches ps1 and submits their notebook, ``concurrency`` at a time."""
+
+    def student(name: str) -> None:
+        svc.fetch(name, COURSE, "ps1", os.path.join(work, "w2", name))
+        svc.submit(name, COURSE, "ps1", [("ps1.ipynb", data.submission(name, 1))])
+
+    with PeakRss(pid) as rss:
+        t0 = time.perf_counter()
+        errors = _pool(student, data.sizes.student_names(), data.sizes.concurrency)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, **_errors(errors), **rss.numbers()}
+
+
+def w3(svc, pid: int, data: Data, work: str) -> dict:
+    """The instructor collects every student's latest submission (sequentially, like nbgrader)."""
+    dest = os.path.join(work, "w3")
+    with PeakRss(pid) as rss:
+        t0 = time.perf_counter()
+        count = svc.collect(INSTRUCTOR, COURSE, "ps1", dest)
+        seconds = time.perf_counter() - t0
+    intact = all(
+        sha256_of(os.path.join(dest, s, "ps1.ipynb")) == data.sha[data.submission(s, 1)]
+        for s in data.sizes.student_names()
+    )
+    return {
+        "seconds": seconds, "collected": count, "intact": intact,
+        **rss.numbers(),
+    }
+
+
+def w4(svc, pid: int, data: Data, work: str) -> dict:
+    """Small reads: clients list their courses and each course's assignments, concurrently."""
+    users = data.sizes.student_names()[: data.sizes.w4_clients]
+    latencies: list[float] = []
+
+    def client(user: str) -> None:
+        for _ in range(data.sizes.w4_ops):
+            t = time.perf_counter()
+            svc.list_once(user)
+            latencies.append(time.perf_counter() - t)
+
+    with PeakRss(pid) as rss:
+        t0 = time.perf_counter()
+        errors = _pool(client, users, len(users))
+        seconds = time.perf_counter() - t0
+    latencies.sort()
+    ops = len(latencies)
+    return {
+        "seconds": seconds, "ops": ops, "ops_per_s": ops / seconds if seconds else 0.0,
+        "p50_ms": 1000 * latencies[ops // 2] if ops else None,
+        "p95_ms": 1000 * latencies[min(ops - 1, int(ops * 0.95))] if ops else None,
+        **_errors(errors), **rss.numbers(),
+    }
+
+
+def w5(svc, pid: int, data: Data, work: str) -> dict:
+    """Every student resubmits: a changed notebook plus the unchanged dataset fetched in W2."""
+
+    def student(name: str) -> None:
+        dataset = os.path.join(work, "w2", name, "data", "dataset.bin")
+        svc.submit(
+            name, COURSE, "ps1",
+            [("ps1.ipynb", data.submission(name, 2)), ("data/dataset.bin", dataset)],
+        )
+
+    content0, wire0 = svc.content_sent, svc.sent.bytes
+    with PeakRss(pid) as rss:
+        t0 = time.perf_counter()
+        errors = _pool(student, data.sizes.student_names(), data.sizes.concurrency)
+        seconds = time.perf_counter() - t0
+    content = svc.content_sent - content0
+    return {
+        "seconds": seconds, **_errors(errors),
+        "content_bytes": content,
+        "dataset_bytes_reuploaded": content - data.sizes.students * data.sizes.submission,
+        "wire_bytes": svc.sent.bytes - wire0,
+        **rss.numbers(),
+    }
+
+
+def w6(svc, pid: int, data: Data, work: str) -> dict:
+    """Ours alone: a very large file released and downloaded intact."""
+    src = os.path.join(work, "w6-src", "huge.bin")
+    sha = write_random(src, data.sizes.w6_file)
+    dest = os.path.join(work, "w6")
+    try:
+        with PeakRss(pid) as rss:
+            t0 = time.perf_counter()
+            svc.release(INSTRUCTOR, COURSE, "w6", [("huge.bin", src)])
+            t1 = time.perf_counter()
+            svc.fetch("s000", COURSE, "w6", dest)
+            t2 = time.perf_counter()
+        intact = sha256_of(os.path.join(dest, "huge.bin")) == sha
+    finally:
+        os.unlink(src)
+        if os.path.exists(os.path.join(dest, "huge.bin")):
+            os.unlink(os.path.join(dest, "huge.bin"))
+    return {
+        "seconds": t2 - t0, "upload_s": t1 - t0, "download_s": t2 - t1,
+        "bytes": data.sizes.w6_file, "intact": intact,
+        **rss.numbers(),
+    }
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
