@@ -1,0 +1,109 @@
+"""The deploy kit (deploy/) hangs together: YAML parses, names, ports, scopes and settings
+agree between the Zero to JupyterHub values, the Kubernetes manifests, the image recipe
+and the code.  (helm is not installable from PyPI, npm or Debian, so the values are
+checked here rather than rendered; the plain-hub example runs for real in
+tests/test_jupyterhub.py.)"""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+
+import pytest
+import yaml
+
+from tests.servers import REPO
+
+DEPLOY = os.path.join(REPO, "deploy")
+SERVICE = "ngshare-gql"
+ACCESS = f"access:services!service={SERVICE}"
+
+
+def load(*path: str) -> list[dict]:
+    with open(os.path.join(DEPLOY, *path)) as f:
+        return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    (doc,) = load("z2jh-values.yaml")
+    return doc
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict]:
+    docs = load("kubernetes", "ngshare-gql.yaml") + load("kubernetes", "migrate-job.yaml")
+    return {doc["kind"]: doc for doc in docs}
+
+
+def test_values_register_the_service_with_roles_and_token_scopes(values, manifests):
+    service = values["hub"]["services"][SERVICE]
+    k8s_service = manifests["Service"]
+    assert service["url"] == f"http://{k8s_service['metadata']['name']}:{k8s_service['spec']['ports'][0]['port']}"
+    assert service["apiToken"] == manifests["Secret"]["stringData"]["JUPYTERHUB_API_TOKEN"]
+    roles = values["hub"]["loadRoles"]
+    assert ACCESS in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
+    assert roles[SERVICE]["services"] == [SERVICE]
+    assert {"read:users", "read:groups"} <= set(roles[SERVICE]["scopes"])
+    scopes = values["hub"]["config"]["Spawner"]["server_token_scopes"]
+    assert ACCESS in scopes and "users:activity!user" in scopes
+    assert values["singleuser"]["extraEnv"]["NGSHARE_URL"].endswith(f"/services/{SERVICE}/")
+    nbgrader_config = values["singleuser"]["extraFiles"]["nbgrader-exchange"]["stringData"]
+    assert "from ngshare_gql.nbgrader import configure" in nbgrader_config
+
+
+def test_manifests_agree_on_ports_probes_settings_and_secrets(manifests):
+    config = manifests["ConfigMap"]["data"]
+    prefix = config["JUPYTERHUB_SERVICE_PREFIX"]
+    assert prefix == f"/services/{SERVICE}/"
+    assert config["JUPYTERHUB_OAUTH_CALLBACK_URL"] == prefix + "oauth_callback"
+    pod = manifests["Deployment"]["spec"]["template"]
+    assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
+    (container,) = pod["spec"]["containers"]
+    assert container["ports"][0]["containerPort"] == 8080
+    assert manifests["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == prefix + "healthz"
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == prefix + "metrics"
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/ngshare-gql"}
+    assert config["NGSHARE_DATABASE_URL"].startswith("sqlite:////var/lib/ngshare-gql/")
+    # Every setting named is one the code or the entrypoint reads.
+    sources = ""
+    for path in ("ngshare_gql/config.py", "deploy/gunicorn.conf.py", "deploy/entrypoint.sh"):
+        with open(os.path.join(REPO, path)) as f:
+            sources += f.read()
+    named = set(config) | set(manifests["Secret"]["stringData"])
+    unknown = {name for name in named if f'"{name}"' not in sources and name not in sources}
+    assert not unknown, f"settings nothing reads: {unknown}"
+    job = manifests["Job"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"][-2:] == ["db", "upgrade"]
+    assert job["envFrom"] == container["envFrom"]
+
+
+def test_dockerfile_copies_what_exists_and_runs_the_entrypoint():
+    with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+        dockerfile = f.read()
+    for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, flags=re.M):
+        for source in line.split()[:-1]:
+            assert os.path.exists(os.path.join(REPO, source)), source
+    assert "deploy/entrypoint.sh" in dockerfile and "graphiql-assets.sh" in dockerfile
+    subprocess.run(["sh", "-n", os.path.join(DEPLOY, "entrypoint.sh")], check=True)
+
+
+def test_gunicorn_conf_reads_the_environment(monkeypatch, tmp_path):
+    path = os.path.join(DEPLOY, "gunicorn.conf.py")
+    monkeypatch.delenv("NGSHARE_BIND", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+    monkeypatch.setenv("NGSHARE_WORKERS", "3")
+    monkeypatch.setenv("NGSHARE_THREADS", "5")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    conf = runpy.run_path(path)
+    assert (conf["bind"], conf["workers"], conf["threads"]) == ("127.0.0.1:10101", 3, 5)
+    assert conf["worker_class"] == "gthread" and conf["control_socket_disable"] is True
+    (tmp_path / "metrics" / "counter_1.db").write_bytes(b"old")
+    conf["on_starting"](None)
+    assert os.listdir(tmp_path / "metrics") == []
+    monkeypatch.setenv("NGSHARE_BIND", "0.0.0.0:9000")
+    assert runpy.run_path(path)["bind"] == "0.0.0.0:9000"
