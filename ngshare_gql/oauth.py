@@ -57,7 +57,13 @@ def _secure(req: Request) -> bool:
 def _local_next(value: str | None) -> str:
     """Where to go after login: a path under our prefix, never another site."""
     prefix = _settings().service_prefix
-    if value and value.startswith(prefix) and not value.startswith("//") and "\\" not in value:
+    if (
+        value
+        and value.startswith(prefix)
+        and not value.startswith("//")
+        and "\\" not in value
+        and "/.." not in value
+    ):
         return value
     return _settings().graphql_path
 

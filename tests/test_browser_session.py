@@ -162,7 +162,10 @@ def test_browser_without_session_is_sent_to_the_hub_login(app):
     assert f"Path={PREFIX}" in state
 
 
-@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "/hub/admin"])
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.example/", "//evil.example/x", "/hub/admin", PREFIX + "../../hub/admin"],
+)
 def test_login_never_returns_to_another_site_or_path(app, next_url):
     client = app.test_client()
     response = client.get(PREFIX + "oauth_login", query_string={"next": next_url})
