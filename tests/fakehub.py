@@ -1,7 +1,8 @@
 """A small stand-in for JupyterHub's ``GET /hub/api/user``, for fault and load tests.
 
 It answers from a token table, like the real hub answers for a notebook server's
-token, and has switches to misbehave: go down (connection refused), be slow,
+token, trades OAuth codes for tokens at ``POST /hub/api/oauth2/token`` from a code
+table (the browser login), and has switches to misbehave: go down (connection refused), be slow,
 answer 500.  It counts the lookups it answered, so tests can tell whether the
 service asked the hub or used its cache.
 
@@ -16,6 +17,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from tests.servers import free_port
 
@@ -29,6 +31,7 @@ class FakeHub:
 
     def __init__(self, tokens: dict[str, dict] | None = None, port: int | None = None) -> None:
         self.tokens: dict[str, dict] = dict(tokens or {})
+        self.codes: dict[str, str] = {}  # OAuth code -> the token it is traded for
         self.port = port or free_port()
         self.delay = 0.0
         self.status: int | None = None
@@ -52,6 +55,9 @@ class FakeHub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
                 hub._answer(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                hub._trade_code(self)
 
             def log_message(self, *args) -> None:
                 """Quiet: requests carry tokens."""
@@ -101,6 +107,18 @@ class FakeHub:
             return self._send(request, 403, {"message": "Forbidden"})
         body = {"kind": "user", "admin": False, "groups": [], **model}
         return self._send(request, 200, body)
+
+    def _trade_code(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        form = parse_qs(request.rfile.read(length).decode())
+        if request.path.rstrip("/") != "/hub/api/oauth2/token":
+            return self._send(request, 404, {"message": "Not Found"})
+        if self.status is not None:
+            return self._send(request, self.status, {"message": "hub error"})
+        token = self.codes.pop((form.get("code") or [""])[0], None)
+        if token is None:
+            return self._send(request, 400, {"error": "invalid_grant"})
+        return self._send(request, 200, {"access_token": token, "token_type": "Bearer"})
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
