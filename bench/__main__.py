@@ -31,6 +31,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--blob-store", choices=["filesystem", "sql"], default="filesystem",
         help="our blob store (default: filesystem)",
     )
+    parser.add_argument("--workers", type=int, default=2, help="our gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument(
         "--workloads", default="W1,W2,W3,W4,W5,W6", help="comma-separated subset of W1-W6"
     )
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     os.makedirs(work)
     results: dict = {
         "command": command, "tiny": args.tiny, "blob_store": args.blob_store,
+        "workers": args.workers, "threads": args.threads,
         "machine": report.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "sizes": sizes.__dict__, "workloads": {},
@@ -76,7 +79,9 @@ def run(args: argparse.Namespace, command: str) -> dict:
     try:
         with contextlib.ExitStack() as stack:
             hub = stack.enter_context(services.stand_in_hub(tokens, work))
-            ours_server = stack.enter_context(services.ours(hub, work, args.blob_store, max_file))
+            ours_server = stack.enter_context(services.ours(
+                hub, work, args.blob_store, max_file, args.workers, args.threads
+            ))
             targets = [(clients.Ours(ours_server.url), ours_server)]
             if ng_python:
                 ng_server = stack.enter_context(services.ngshare(ng_python, hub, work))

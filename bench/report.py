@@ -121,7 +121,8 @@ def markdown(results: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_GiB']} GiB, {m['os']}, "
         f"Python {m['python']}, load average at start {m['load_avg_at_start']}, "
         f"commit {m['commit']}.",
-        f"Ours: gunicorn gthread (2 workers × 4 threads), blob store `{results['blob_store']}`, "
+        f"Ours: gunicorn gthread ({results['workers']} workers × {results['threads']} threads), "
+        f"blob store `{results['blob_store']}`, "
         f"SQLite; {results.get('our_versions')}. "
         f"ngshare: {results.get('ngshare_versions', 'not run')}, "
         "single Tornado process, SQLite. Both identify callers at the same stand-in hub.",

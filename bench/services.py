@@ -62,7 +62,10 @@ def stand_in_hub(tokens: dict[str, dict], workdir: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def ours(hub_api_url: str, workdir: str, blob_store: str, max_file_size: int) -> Iterator[Server]:
+def ours(
+    hub_api_url: str, workdir: str, blob_store: str, max_file_size: int,
+    workers: int = 2, threads: int = 4,
+) -> Iterator[Server]:
     """Our service under gunicorn (gthread), identity through the hub."""
     state = os.path.join(workdir, "ours")
     os.makedirs(state, exist_ok=True)
@@ -77,7 +80,7 @@ def ours(hub_api_url: str, workdir: str, blob_store: str, max_file_size: int) ->
     )
     port = free_port()
     log = os.path.join(workdir, "ours.log")
-    with gunicorn_server(env, port=port, log_path=log) as url:
+    with gunicorn_server(env, workers=workers, threads=threads, port=port, log_path=log) as url:
         yield Server(url, _child_with(f"127.0.0.1:{port}"))
 
 

@@ -1,0 +1,52 @@
+"""The benchmark end to end at tiny sizes, ngshare 0.6.0 included: it keeps working.
+
+No timing is asserted (CI machines are noisy); what is asserted is what the
+benchmark claims beyond timing: every workload ran on both services without
+errors, files arrived intact, unchanged content was not re-sent, and the report
+was written.  ngshare's virtual environment comes from PyPI on first use (about
+30 s) and is reused from ``bench/out/ngshare-venv`` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import REPO
+
+OURS, NG = "ngshare-gql", "ngshare 0.6.0"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_tiny_benchmark_runs_both_services(tmp_path):
+    out = tmp_path / "out"
+    venv = os.path.join(REPO, "bench", "out", "ngshare-venv")
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--out", str(out), "--ngshare-venv", venv],
+        cwd=REPO, capture_output=True, text=True, timeout=280,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    sizes, w = results["sizes"], results["workloads"]
+    for name in ("W1", "W2", "W3", "W4", "W5"):
+        for svc in (OURS, NG):
+            result = w[name][svc]
+            assert "failed" not in result, (name, svc, result)
+            assert result.get("errors", 0) == 0, (name, svc, result)
+            assert result["rss_peak"] >= result["rss_idle"] > 0
+    for svc in (OURS, NG):
+        assert w["W1"][svc]["intact"] and w["W3"][svc]["intact"]
+        assert w["W3"][svc]["collected"] == sizes["students"]
+        assert w["W4"][svc]["ops"] == sizes["w4_clients"] * sizes["w4_ops"]
+    # Unchanged content: ours sends none of the dataset again, ngshare all of it.
+    assert w["W5"][OURS]["dataset_bytes_reuploaded"] == 0
+    assert w["W5"][NG]["dataset_bytes_reuploaded"] == sizes["students"] * sizes["release_data"]
+    assert w["W6"][OURS]["intact"] and NG not in w["W6"]
+    assert results["physical"]["sha256_MBps"] > 0 and results["physical"]["loopback_MBps"] > 0
+    report = (out / "results.md").read_text()
+    assert "| W5 |" in report and "| target | goal | measured | met |" in report
