@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from typing import IO
 
 from flask import Request, current_app, g
@@ -132,6 +133,26 @@ class StagingRequest(Request):
         staged = StagedFile(current_app.extensions["ngshare"].staging_dir, settings.max_file_size)
         g.setdefault("staged_files", []).append(staged)
         return staged  # type: ignore[return-value]
+
+
+# A staging file untouched this long belongs to no live request: a live upload writes
+# to it continually and is stored within seconds of its last byte.
+STALE_AFTER = 3600.0
+
+
+def remove_stale_staging(directory: str, older_than: float = STALE_AFTER) -> int:
+    """Delete staging files a killed worker left behind (its teardown never ran);
+    run when a worker starts.  Returns how many were removed."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for entry in os.scandir(directory):
+        try:
+            if entry.name.startswith("upload-") and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:  # another worker got there first
+            continue
+    return removed
 
 
 def discard_staged_files(_exc: BaseException | None = None) -> None:
