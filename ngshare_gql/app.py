@@ -16,7 +16,11 @@ from ngshare_gql.errors import ExchangeError, ServiceUnavailable
 from ngshare_gql.extensions import db, migrate
 from ngshare_gql.roles import GroupRules
 from ngshare_gql.storage.blobs import BlobStore, FilesystemBlobStore, SqlBlobStore
-from ngshare_gql.storage.staging import StagingRequest, discard_staged_files
+from ngshare_gql.storage.staging import (
+    StagingRequest,
+    discard_staged_files,
+    remove_stale_staging,
+)
 
 log = logging.getLogger("ngshare_gql")
 
@@ -119,6 +123,8 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         app.instance_path if settings.blob_store == "sql" else tempfile.gettempdir(), "staging"
     )
     os.makedirs(staging, exist_ok=True)
+    if removed := remove_stale_staging(staging):
+        log.warning("removed %d staging files left by killed workers", removed)
     app.extensions["ngshare"] = Services(
         settings=settings,
         identity=_identity(settings),
