@@ -50,8 +50,13 @@ def _state_serializer() -> URLSafeTimedSerializer:
 
 
 def _secure(req: Request) -> bool:
-    """Mark cookies Secure when the browser talks https (to us or to the hub's proxy)."""
-    return req.is_secure or req.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    """Mark cookies Secure when the browser talks https (to us, the hub's proxy or an ingress).
+
+    Proxies append to ``X-Forwarded-Proto`` (an ingress's ``https`` then the proxy's
+    ``http``), so https anywhere in the chain counts.
+    """
+    forwarded = req.headers.get("X-Forwarded-Proto", "").lower()
+    return req.is_secure or "https" in (part.strip() for part in forwarded.split(","))
 
 
 def _local_next(value: str | None) -> str:

@@ -162,6 +162,14 @@ def test_browser_without_session_is_sent_to_the_hub_login(app):
     assert f"Path={PREFIX}" in state
 
 
+@pytest.mark.parametrize("forwarded", ["https", "https,http"])
+def test_cookies_are_secure_behind_https(app, forwarded):
+    response = app.test_client().get(
+        PREFIX + "oauth_login", headers={"X-Forwarded-Proto": forwarded}
+    )
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
 @pytest.mark.parametrize(
     "next_url",
     ["https://evil.example/", "//evil.example/x", "/hub/admin", PREFIX + "../../hub/admin"],
