@@ -33,6 +33,13 @@ def database_url(tmp_path) -> str:
 def reset_database(app) -> None:
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
+            tables = list(db.metadata.tables)
+            if set(sa.inspect(db.engine).get_table_names()) >= set(tables):
+                # Emptying the tables is much faster than recreating them for each test.
+                names = ", ".join(f'"{name}"' for name in tables)
+                db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                db.session.commit()
+                return
             db.session.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
             db.session.commit()
         db.create_all()
