@@ -66,6 +66,8 @@ class Settings:
     session_lifetime: int = 8 * 3600
     # A folder holding GraphiQL's files (scripts/graphiql-assets.sh); None: the CDN.
     graphiql_assets: str | None = None
+    # When set, /metrics needs "Authorization: Bearer <it>" (it is public through the proxy).
+    metrics_token: str | None = field(default=None, repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -146,6 +148,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         oauth_callback_url=get("JUPYTERHUB_OAUTH_CALLBACK_URL") or prefix + "oauth_callback",
         oauth_client_secret=get("JUPYTERHUB_API_TOKEN"),
         session_lifetime=int(get("NGSHARE_SESSION_LIFETIME", str(Settings.session_lifetime))),
+        metrics_token=get("NGSHARE_METRICS_TOKEN"),
         graphiql_assets=(
             None
             if (get("NGSHARE_GRAPHIQL_ASSETS", "") or "").lower() == "cdn"
