@@ -19,6 +19,7 @@ query string (the OAuth callback's ``?code=`` is a credential too).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -83,6 +84,15 @@ def record_identity_lookup(hit: bool) -> None:
 
 def metrics_view() -> Response:
     """The metrics in Prometheus' text format, summed over workers in multiprocess mode."""
+    expected = current_app.extensions["ngshare"].settings.metrics_token
+    if expected:
+        _, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return Response(
+                "metrics need 'Authorization: Bearer <NGSHARE_METRICS_TOKEN>'\n",
+                status=401,
+                content_type="text/plain",
+            )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

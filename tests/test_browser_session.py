@@ -276,3 +276,12 @@ def test_metrics_and_one_json_log_line_per_request_without_tokens(app, caplog):
     assert re.search(r'ngshare_identity_cache_total\{result="hit"\} \d', body)
     assert "ngshare_request_duration_seconds_bucket" in body
     assert re.search(r'ngshare_body_bytes_total\{direction="out"\} \d', body)
+
+
+def test_metrics_can_require_a_bearer_token(tmp_path, fakehub):
+    client = make_app(tmp_path, fakehub, metrics_token="scrape-me").test_client()
+    assert client.get(PREFIX + "metrics").status_code == 401
+    wrong = client.get(PREFIX + "metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = client.get(PREFIX + "metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert ok.status_code == 200 and b"ngshare_requests_total" in ok.data
