@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import requests
@@ -158,6 +159,13 @@ def callback() -> Response:
         identity = current_app.extensions["ngshare"].identity.identify(token)
     except ExchangeError as exc:
         return _page(str(escape(exc.message)), exc.status)
+    # Keep only the groups that give course roles: the cookie stays small (browsers drop
+    # cookies over 4 KB) and tells nothing else about the user.
+    rules = current_app.extensions["ngshare"].group_rules
+    identity = replace(
+        identity,
+        groups=frozenset(g for g in identity.groups if rules.courses_from_groups(frozenset({g}))),
+    )
     csrf = secrets.token_urlsafe(32)
     response = redirect(_local_next(remembered.get("next")))
     cookie = {

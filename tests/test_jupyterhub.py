@@ -51,7 +51,7 @@ def hub(tmp_path_factory) -> Hub:
     with jupyterhub_server(str(workdir), service_env, spawner_cmd=spawner_cmd) as running:
         running.home = str(workdir / "home")
         running.user("instructor", groups=(f"formgrade-{COURSE}",))
-        running.user("student", groups=(f"nbgrader-{COURSE}",))
+        running.user("student", groups=(f"nbgrader-{COURSE}", "chess-club"))
         running.user("outsider")
         yield running
 
@@ -235,6 +235,7 @@ def test_oauth_login_over_http_sets_a_signed_session_cookie_with_csrf(hub):
     # Signed, readable identity; no token inside.
     payload = URLSafeTimedSerializer("irrelevant").loads_unsafe(cookie.value)[1]
     assert set(payload) == {"name", "admin", "groups", "csrf"}
+    # Only the groups that give course roles (the user is in chess-club too).
     assert payload["name"] == "student" and payload["groups"] == [f"nbgrader-{COURSE}"]
 
     url = hub.service_url + "graphql"
