@@ -33,6 +33,7 @@ from ngshare_gql.graphql.schema import schema
 from ngshare_gql.models import File
 from tests.conftest import GQL, database_url, file_inputs, release, reset_database, sha, submit
 from tests.fakehub import FakeHub
+from tests.servers import create_database
 
 C, D = "physics-101", "chem-202"
 OK, FORBIDDEN, UNAUTH = "ok", "FORBIDDEN", "UNAUTHENTICATED"
@@ -398,13 +399,17 @@ def hub():
         yield hub
 
 
-@pytest.fixture(scope="module")
-def world(hub, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, hub, tmp_path_factory):
     """Courses C and D with released work, a submission and feedback of s1, an
-    unreleased draft; yields (app, client, snapshot of every table)."""
+    unreleased draft; yields (app, client, snapshot of every table).  The whole
+    matrix runs on SQLite and again on PostgreSQL."""
     tmp = tmp_path_factory.mktemp("authz")
+    url = database_url(tmp)
+    if request.param == "postgresql":
+        url = create_database(request.getfixturevalue("postgres_server"), "ngshare_authz")
     settings = Settings(
-        database_url=database_url(tmp), auth="hub", hub_api_url=hub.api_url, admins=("admin",),
+        database_url=url, auth="hub", hub_api_url=hub.api_url, admins=("admin",),
     )
     app = create_app(settings)
     app.instance_path = str(tmp)
