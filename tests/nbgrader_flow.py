@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import StringIO
@@ -49,7 +50,11 @@ class User:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {"JUPYTER_CONFIG_PATH": os.path.join(self.home, ".jupyter-empty")}
+        env = {
+            "JUPYTER_CONFIG_PATH": os.path.join(self.home, ".jupyter-empty"),
+            # nbgrader's gradebook runs the `alembic` script of this environment.
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        }
         if self.token is not None:
             env["JUPYTERHUB_API_TOKEN"] = self.token
         return env
