@@ -47,6 +47,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace, command: str) -> dict:
     sizes = Sizes.tiny() if args.tiny else Sizes()
     selected = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    args.out = os.path.abspath(args.out)  # the servers run in other directories
+    args.ngshare_venv = os.path.abspath(args.ngshare_venv)
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, "work")
     shutil.rmtree(work, ignore_errors=True)
