@@ -13,7 +13,7 @@ from flask import Flask, jsonify
 from ngshare_gql import config
 from ngshare_gql.auth import DevIdentity, HubIdentity
 from ngshare_gql.errors import ExchangeError, ServiceUnavailable
-from ngshare_gql.extensions import db, migrate
+from ngshare_gql.extensions import db, migration_commands
 from ngshare_gql.roles import GroupRules
 from ngshare_gql.storage.blobs import BlobStore, FilesystemBlobStore, SqlBlobStore
 from ngshare_gql.storage.staging import (
@@ -113,7 +113,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         SECRET_KEY=settings.secret_key or os.urandom(32),
     )
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    app.cli.add_command(migration_commands(app, MIGRATIONS))
     if url.startswith("sqlite"):
         with app.app_context():
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)

@@ -1,6 +1,11 @@
-"""Flask extensions, created once here and bound to the app in :func:`create_app`."""
+"""Flask extensions, created once here and bound to the app in :func:`create_app`.
 
-from flask_migrate import Migrate
+Flask-Migrate is not among them: it brings Alembic (about 20 MB per process), which
+only the ``flask db`` commands need; :func:`migration_commands` loads it for them.
+"""
+
+import click
+from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
@@ -17,4 +22,31 @@ NAMING = {
 db = SQLAlchemy(
     metadata=MetaData(naming_convention=NAMING), session_options={"expire_on_commit": False}
 )
-migrate = Migrate()
+
+
+def migration_commands(app: Flask, directory: str) -> click.Group:
+    """``flask db ...`` for ``app``, importing Flask-Migrate when a command is looked up."""
+
+    class MigrationCommands(click.Group):
+        real: click.Group | None = None
+
+        def _load(self) -> click.Group:
+            if self.real is None:
+                from flask_migrate import Migrate
+
+                Migrate(app, db, directory=directory, render_as_batch=True)
+                self.real = app.cli.commands["db"]  # the group Migrate just registered
+            return self.real
+
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            real = self._load()  # its options (--directory, -x) and callback set them up
+            self.params, self.callback = real.params, real.callback
+            return super().parse_args(ctx, args)
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return self._load().list_commands(ctx)
+
+        def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+            return self._load().get_command(ctx, name)
+
+    return MigrationCommands("db", help="Perform database migrations (Flask-Migrate).")
