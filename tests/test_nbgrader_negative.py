@@ -6,6 +6,8 @@ import itertools
 import os
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -199,3 +201,37 @@ def test_stopped_service_exits_1_with_the_url(tmp_path, service):
     assert result.returncode == 1, result.stderr
     assert f"cannot reach the exchange service at {dead}" in result.stderr
     assert "nbgrader fetch_assignment failed" in result.stderr
+
+
+def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(people, tmp_path):
+    """release_assignment sends the gradebook's due date to the service; a collect on a
+    machine with no gradebook entry then still honours --before-duedate."""
+    teacher, person, ps = people
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    alice.ok("submit", ps)
+    time.sleep(0.05)
+    due = datetime.now(timezone.utc).replace(tzinfo=None)
+    time.sleep(0.05)
+    alice.ok("submit", ps)
+    early, late = sorted(
+        name.split("+")[2]
+        for name in os.listdir(os.path.join(str(alice.config["Exchange.cache"]), "c101"))
+    )
+    teacher.ok("db", "assignment", "add", ps, f"--duedate={due.isoformat()} UTC")
+    teacher.ok("release_assignment", ps, "--force")
+
+    elsewhere = User(
+        "teacher",
+        str(tmp_path / "laptop"),
+        token="teacher",
+        config={**teacher.config, "CourseDirectory.root": str(tmp_path / "laptop")},
+    )
+    os.makedirs(elsewhere.home)
+    elsewhere.ok("collect", ps, "--before-duedate")
+    stamp = os.path.join(elsewhere.home, "submitted", "alice", ps, "timestamp.txt")
+    with open(stamp) as fh:
+        assert fh.read() == early
+    elsewhere.ok("collect", ps, "--update")
+    with open(stamp) as fh:
+        assert fh.read() == late
