@@ -5,7 +5,13 @@ from __future__ import annotations
 from functools import partial
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql import GraphQLError, StringValueNode, ValidationRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
@@ -15,6 +21,14 @@ from ngshare_gql.graphql.mutations import Mutation
 from ngshare_gql.graphql.queries import Query
 from ngshare_gql.graphql.scalars import SCALARS
 from ngshare_gql.metrics import OperationMetrics
+
+
+class NoNulStrings(ValidationRule):
+    """String literals in the query may not hold NUL either (see the view for variables)."""
+
+    def enter_string_value(self, node: StringValueNode, *_args) -> None:
+        if "\x00" in node.value:
+            self.report_error(GraphQLError("strings must not contain NUL characters", node))
 
 
 class Schema(strawberry.Schema):
@@ -43,6 +57,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
             partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
             partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+            AddValidationRules([NoNulStrings]),
             ErrorCodes,
         ],
     )

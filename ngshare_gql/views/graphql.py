@@ -32,6 +32,18 @@ def _longest_list(value: object) -> int:
     return 0
 
 
+def _has_nul(value: object) -> bool:
+    """A NUL character anywhere: no name, path or id may hold one (PostgreSQL refuses
+    them in text, which would surface as a 500 on the first query that compares)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 def error_response(message: str, code: str, status: int) -> Response:
     body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(json.dumps(body), status=status, content_type="application/json")
@@ -82,6 +94,8 @@ class GraphQLView(_GraphQLView):
                     400, f"a list in the variables is longer than {MAX_LIST_ITEMS} items; "
                     "split the operation"
                 )
+            if _has_nul(item.variables):
+                raise HTTPException(400, "the variables contain a NUL character")
         return data
 
     def create_response(self, response_data, sub_response: Response) -> Response:
