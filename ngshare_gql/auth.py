@@ -213,6 +213,10 @@ def read_session(request: Request) -> tuple[Identity, str] | None:
         return None
 
 
+# JupyterHub's tokens are 32 characters; anything far longer is no token of a hub.
+MAX_TOKEN_LENGTH = 4096
+
+
 def authenticate(request: Request) -> Identity:
     """The identity behind a request's token or browser session, else an error.
 
@@ -220,6 +224,10 @@ def authenticate(request: Request) -> Identity:
     the CSRF header too.  GET never runs mutations (Strawberry refuses them).
     """
     token = token_from_header(request.headers.get("Authorization"))
+    if token is not None and len(token) > MAX_TOKEN_LENGTH:
+        # Not worth asking the hub, whose refusal of an oversized header would look
+        # like an outage (HUB_UNAVAILABLE, retried) instead of a bad token.
+        raise Unauthenticated("invalid token")
     if token is not None:
         identity = current_app.extensions["ngshare"].identity.identify(token)
     else:
