@@ -14,8 +14,19 @@ import unicodedata
 import pytest
 import sqlalchemy as sa
 
+from ngshare_gql import create_app
+from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
-from tests.conftest import RELEASE, SUBMIT, database_url, file_inputs, release, sha
+from tests.conftest import (
+    RELEASE,
+    SUBMIT,
+    database_url,
+    file_inputs,
+    release,
+    reset_database,
+    sha,
+)
+from tests.fakehub import FakeHub
 
 CODES = {"BAD_USER_INPUT", "PAYLOAD_TOO_LARGE", "NOT_FOUND", "FORBIDDEN", "UNAUTHENTICATED"}
 GOOD = b"good bytes"
@@ -324,7 +335,8 @@ def test_very_deep_queries(world, as_user):
     ins = as_user("ins")
     deep = '{ course(id: "c1") { assignments { submissions { feedback { files { path } } } } } }'
     assert ins(deep)  # a legitimately deep query still works
-    introspection = "{ __schema { types { " + "fields { type { " * 30 + "name" + " } }" * 30 + " } } }"
+    nested = "fields { type { " * 30 + "name" + " } }" * 30
+    introspection = "{ __schema { types { " + nested + " } } }"
     world(ins.raw(introspection))
     braces = "{ me " + "{ name " * 20_000 + "}" * 20_000 + " }"
     world(ins.raw(braces))
@@ -392,3 +404,22 @@ def test_mutation_over_get_is_refused(world, app):
         headers={"Authorization": "token admin"},
     )
     world(response)
+
+
+@pytest.mark.parametrize(
+    "token", ["", "   ", "x" * 100_000, "tok\x7f", "\u00fc", "a b c", "token token", "\u2028"],
+    ids=lambda t: repr(t[:12]),
+)
+def test_malformed_tokens_are_unauthenticated(tmp_path, token):
+    """Not a hub outage (HUB_UNAVAILABLE would make clients retry), not a 500."""
+    with FakeHub({"good": {"name": "s1"}}) as hub:
+        app = create_app(Settings(database_url=database_url(tmp_path), auth="hub",
+                                  hub_api_url=hub.api_url))
+        reset_database(app)
+        for scheme in ("token", "Bearer"):
+            response = app.test_client().post(
+                "/graphql", json={"query": "{ me { name } }"},
+                headers={"Authorization": f"{scheme} {token}"},
+            )
+            assert response.status_code == 200
+            assert response.get_json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
