@@ -171,6 +171,23 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
         }
 
     default, ours = runs["default"], runs["ngshare"]
+    seen = ours["seen"]
+    # What each listing shows, so the comparisons below are not between empty lists.
+    assert [(a["assignment_id"], a["status"]) for a in seen["released"]] == [("ps1", "released")]
+    assert seen["released"][0]["path"] == "<EXCHANGE>/course101/outbound/ps1"
+    assert [n["notebook_id"] for n in seen["fetched"][0]["notebooks"]] == ["problem1", "problem2"]
+    assert seen["fetched"][0]["status"] == "fetched"
+    (inbound,) = seen["inbound"]
+    assert [s["timestamp"] for s in inbound["submissions"]] == ["<T0>", "<T1>"]
+    assert [
+        s["has_exchange_feedback"] for s in seen["inbound_with_feedback"][0]["submissions"]
+    ] == [
+        False,
+        True,
+    ]
+    latest = seen["cached"][0]["submissions"][1]
+    assert latest["has_local_feedback"] and not latest["feedback_updated"]
+    assert latest["local_feedback_path"] == "<HOME>/ps1/feedback/<T1>"
     # The Assignment List dicts, field by field, in every mode.
     for key in (
         "released",
