@@ -364,6 +364,15 @@ def test_every_field_has_a_rule():
     assert not stale, f"rules for fields that no longer exist: {stale}"
     for case in [*RULES.values(), *TYPE_PATHS.values()]:
         assert set(case.outcome) == set(ACTORS)
+    # Every query field and mutation is tested allowed for someone and denied for
+    # an authenticated caller too (except the caller's own identity, open to all).
+    open_to_all = {"Query.me", "Query.courses", "Me.roles"}
+    for key in fields:
+        outcome = case_for(key).outcome
+        assert OK in outcome.values(), f"{key} is allowed to nobody"
+        denied = {a for a, o in outcome.items() if o != OK} - {"no_token", "bad_token"}
+        if key not in open_to_all and key.split(".")[0] not in ("Me", "CourseRoles"):
+            assert denied, f"{key} is denied to no authenticated caller"
 
 
 # --- the world every cell starts from ---------------------------------------------------
