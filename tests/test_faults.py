@@ -153,6 +153,19 @@ def test_database_unreachable_and_back(tmp_path, postgres_server):
         with gunicorn_server(env, workers=1) as url:
             admin = Client(url, "admin")
             admin.execute('mutation { createCourse(id: "c1") { id } }')
+            admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
+                          'members: [{user: "ins"}]) { user } }')
+            admin.execute('mutation { addMembers(courseId: "c1", role: STUDENT, '
+                          'members: [{user: "s1"}]) { user } }')
+            release_readme(url, tmp_path, b"# ps1")
+            work = tmp_path / "answer.txt"
+            work.write_bytes(b"my answer")
+            answer = LocalFile.scan("answer.txt", str(work))
+
+            def submit() -> dict:
+                return Client(url, "s1").execute_with_files(
+                    SUBMIT, {"files": [answer.as_input()]}, {"files.0.content": answer}
+                )["submitAssignment"]
 
             proxy.down()
             response = raw_post(url, "admin", '{ course(id: "c1") { id } }')
@@ -164,6 +177,10 @@ def test_database_unreachable_and_back(tmp_path, postgres_server):
             download = requests.get(url + "files/1", headers={"Authorization": "token admin"})
             assert download.status_code == 503
             assert download.json()["code"] == "SERVICE_UNAVAILABLE"
+            # A submission during the outage fails loudly: the student knows to retry.
+            with pytest.raises(ClientError) as failed:
+                submit()
+            assert failed.value.code == "SERVICE_UNAVAILABLE"
 
             proxy.up()
             deadline = time.monotonic() + 15
@@ -174,6 +191,10 @@ def test_database_unreachable_and_back(tmp_path, postgres_server):
                 time.sleep(0.2)
             assert response.json()["data"]["course"]["id"] == "c1"
             assert requests.get(url + "healthz", timeout=30).status_code == 200
+            assert submit()["files"][0]["sha256"] == answer.sha256
+            listed = Client(url, "ins").execute(
+                '{ course(id: "c1") { assignment(name: "ps1") { submissions { id } } } }')
+            assert len(listed["course"]["assignment"]["submissions"]) == 1  # nothing half-made
     finally:
         proxy.down()
 
