@@ -65,12 +65,14 @@ def release(
     caller.require_instructor(course_id)
     check_name(name, "assignment name", 255)
     # Create the row if missing without racing a concurrent release of the same name
-    # (that one waits here until we commit), then hold it until we commit.
+    # (that one waits here until we commit), then hold it until we commit.  NO KEY
+    # UPDATE: releases and unreleases of it wait, submissions (whose foreign key
+    # check takes KEY SHARE) do not, even while a large release uploads.
     db.session.execute(_insert_ignore_assignment(course_id, name))
     assignment = db.session.scalar(
         sa.select(Assignment)
         .where(Assignment.course_id == course_id, Assignment.name == name)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     if assignment.released and not force:
@@ -109,6 +111,8 @@ def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:
     """Withdraw the released files; submissions and feedback stay."""
     caller.require_instructor(course_id)
     assignment = get_assignment(caller, course_id, name)
+    # Wait for a release of it in progress, so its files are withdrawn too.
+    db.session.refresh(assignment, with_for_update={"key_share": True})
     if not assignment.released:
         raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
     withdrawn = file_hashes(File.assignment_id == assignment.id)
