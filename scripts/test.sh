@@ -15,5 +15,13 @@ for step in scripts/provision/*.sh; do
 done
 
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
-ruff check ngshare_gql tests bench wsgi.py 2>/dev/null || ruff check ngshare_gql tests wsgi.py
-exec python -m pytest "$@"
+# Lint first but run the tests whatever it says; either failing fails the run.
+lint=0
+ruff check ngshare_gql tests bench wsgi.py || lint=$?
+status=0
+python -m pytest "$@" || status=$?
+if [ "$lint" -ne 0 ]; then
+  echo "ruff found problems (see above)" >&2
+  [ "$status" -ne 0 ] || status=$lint
+fi
+exit "$status"
