@@ -18,7 +18,7 @@ from ngshare_gql.errors import ExchangeError, NotFound
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Course, Role, utcnow
 from ngshare_gql.roles import Caller
-from ngshare_gql.storage.gc import collect_garbage
+from ngshare_gql.storage.gc import collect_garbage, collect_orphans
 
 course_cli = AppGroup("course", help="Create, list and remove courses and their rosters.")
 
@@ -113,6 +113,8 @@ def collect_blobs(min_age: float) -> None:
     older_than = utcnow() - timedelta(seconds=min_age) if min_age > 0 else None
     removed = collect_garbage(store, older_than=older_than)
     click.echo(f"removed {len(removed)} unreferenced blobs")
+    orphans = collect_orphans(store, older_than=older_than)
+    click.echo(f"removed {len(orphans)} stored contents with no index entry")
 
 
 def register(app: Flask) -> None:

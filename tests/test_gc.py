@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Blob, File
-from ngshare_gql.storage.gc import collect_garbage
+from ngshare_gql.storage.gc import collect_garbage, collect_orphans
 from ngshare_gql.storage.staging import StagedFile
 from tests.conftest import release, sha, submit
 from tests.test_s3 import download, indexed, new_bucket, s3_settings, stored
@@ -136,3 +136,65 @@ def test_gc_skips_a_blob_an_unfinished_transaction_is_using(app, as_user, course
         assert collect_garbage(store) == [orphan]
         assert db.session.scalar(sa.select(sa.func.count()).select_from(File)) == 0
     assert orphan not in stored(app)
+
+
+def test_gc_command_removes_bytes_whose_upload_never_committed(app, settings):
+    """An upload writes the bytes, then its transaction fails: the ``sql`` store loses
+    them with the transaction, the others keep bytes no row knows, until ``blobs gc``."""
+    services = app.extensions["ngshare"]
+    with app.app_context():
+        staged = StagedFile(services.staging_dir, 10**6)
+        staged.write(b"the request failed after storing this")
+        services.blobs.put(staged)
+        db.session.rollback()
+        staged.discard()
+    lost = stored(app) - indexed(app)
+    content = b"the request failed after storing this"
+    assert lost == (set() if settings.blob_store == "sql" else {sha(content)})
+    runner = app.test_cli_runner()
+    young = runner.invoke(args=["blobs", "gc", "--min-age", "3600"])
+    assert young.exit_code == 0 and "removed 0 stored contents" in young.output
+    assert stored(app) - indexed(app) == lost
+    result = runner.invoke(args=["blobs", "gc"])
+    assert f"removed {len(lost)} stored contents with no index entry" in result.output
+    assert stored(app) == indexed(app) == set()
+
+
+@pytest.mark.parametrize("settings", ["s3"], indirect=True)
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_orphan_sweep_leaves_an_upload_in_flight_alone(app):
+    """Bytes written by an upload whose transaction is still open have no committed
+    row yet; the sweep's claim on them waits for that upload and then gives way."""
+    services = app.extensions["ngshare"]
+    content = b"being uploaded right now"
+    written, commit = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with app.app_context():
+            staged = StagedFile(services.staging_dir, 10**6)
+            staged.write(content)
+            services.blobs.put(staged)
+            written.set()
+            commit.wait(30)
+            db.session.commit()
+            staged.discard()
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    swept: list[list[str]] = []
+
+    def sweep() -> None:
+        with app.app_context():
+            swept.append(collect_orphans(services.blobs))
+
+    assert written.wait(30)
+    assert sha(content) in stored(app) - indexed(app)  # looks like an orphan from outside
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    sweeper.join(1.0)
+    assert sweeper.is_alive()  # waiting for the upload's row
+    commit.set()
+    uploader.join(30)
+    sweeper.join(30)
+    assert swept == [[]]
+    assert sha(content) in stored(app) & indexed(app)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask import Response, send_file
@@ -24,7 +25,7 @@ CHUNK = 1024 * 1024
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _insert_ignore(table: sa.Table, rows: dict) -> sa.Executable:
+def _insert_ignore(table: sa.Table, rows: dict) -> sa.Insert:
     """``INSERT ... ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL alike."""
     if db.engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -102,6 +103,11 @@ class BlobStore:
 
     def check(self) -> None:
         """Raise if the store cannot be used (for ``/healthz``)."""
+
+    def iter_stored(self) -> Iterator[tuple[str, int, datetime]]:
+        """(sha256, size, last modified in UTC) of every content the backend holds,
+        indexed or not; the ``sql`` store's bytes cannot outlive their index row."""
+        return iter(())
 
     def _has_bytes(self, sha256: str, size: int) -> bool:
         raise NotImplementedError
@@ -204,6 +210,17 @@ class FilesystemBlobStore(BlobStore):
     def _delete_bytes(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path_of(sha256))
+
+    def iter_stored(self) -> Iterator[tuple[str, int, datetime]]:
+        for directory, _dirs, names in os.walk(self.root):
+            if directory.startswith(self.staging):
+                continue
+            for name in names:
+                if SHA256_RE.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        info = os.stat(os.path.join(directory, name))
+                        modified = datetime.fromtimestamp(info.st_mtime, timezone.utc)
+                        yield name, info.st_size, modified.replace(tzinfo=None)
 
     def check(self) -> None:
         probe = os.path.join(self.staging, ".healthz")

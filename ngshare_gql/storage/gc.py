@@ -12,6 +12,11 @@ by the row-locking protocol described on :class:`~.blobs.BlobStore`:
 3. delete their bytes, then commit.  Until the commit, a request that wants one of
    these blobs waits for our lock; afterwards it finds the row gone and stores the
    content anew (or is told to send it).
+
+Bytes with no index row at all (an upload whose transaction then failed) are found by
+listing the backend (:func:`collect_orphans`).  An upload inserts its row before it
+writes the bytes, so such bytes are claimed by inserting their row ourselves: if an
+upload holds that row, uncommitted, our insert waits and then finds it taken.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sqlalchemy as sa
 
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Blob, File
-from ngshare_gql.storage.blobs import BlobStore
+from ngshare_gql.storage.blobs import BlobStore, _insert_ignore
 
 log = logging.getLogger("ngshare_gql.gc")
 
@@ -73,6 +78,42 @@ def collect_garbage(
     if removed:
         log.info("garbage collection removed %d blobs", len(removed))
     return removed
+
+
+def collect_orphans(store: BlobStore, *, older_than: datetime | None = None) -> list[str]:
+    """Remove bytes the backend holds that have no index row (last modified before
+    ``older_than`` when given); returns their hashes."""
+    removed: list[str] = []
+    batch: list[tuple[str, int]] = []
+    for sha256, size, modified in store.iter_stored():
+        if older_than is None or modified < older_than:
+            batch.append((sha256, size))
+        if len(batch) >= BATCH:
+            removed += _remove_orphans(store, batch)
+            batch = []
+    removed += _remove_orphans(store, batch)
+    if removed:
+        log.info("garbage collection removed %d contents with no index row", len(removed))
+    return removed
+
+
+def _remove_orphans(store: BlobStore, batch: list[tuple[str, int]]) -> list[str]:
+    known = set(db.session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(dict(batch)))))
+    claimed = []
+    try:
+        for sha256, size in sorted(batch):
+            if sha256 in known:
+                continue
+            claim = _insert_ignore(Blob.__table__, {"sha256": sha256, "size": size})
+            if db.session.execute(claim.returning(Blob.sha256)).first() is not None:
+                claimed.append(sha256)
+        store.delete_bytes(claimed)
+        db.session.execute(sa.delete(Blob).where(Blob.sha256.in_(claimed)))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return claimed
 
 
 def collect_dereferenced(store: BlobStore, hashes: Iterable[str]) -> None:

@@ -10,6 +10,7 @@ bytes bypass the service (the clients must then be able to reach the endpoint).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 import boto3
@@ -125,6 +126,17 @@ class S3BlobStore(BlobStore):
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
+
+    def iter_stored(self) -> Iterator[tuple[str, int, datetime]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                sha256 = obj["Key"][len(self.prefix) :]
+                if SHA256_RE.match(sha256):
+                    modified = obj["LastModified"].astimezone(timezone.utc).replace(tzinfo=None)
+                    yield sha256, obj["Size"], modified
 
 
 def _stream(body) -> Iterator[bytes]:
