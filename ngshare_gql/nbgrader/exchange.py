@@ -99,7 +99,6 @@ class Exchange(ABCExchange):
             return self.client.execute(query, variables)
         except ClientError as e:
             self.fail(self.explain(e))
-            raise  # unreachable: fail raises
 
     def explain(self, error: ClientError) -> str:
         if error.code == "UNAUTHENTICATED":
@@ -180,7 +179,7 @@ class Exchange(ABCExchange):
         return [LocalFile.scan(path, local) for path, local in files]
 
     def upload_inputs(
-        self, course_id: str, files: list[LocalFile], prefix: str, missing: set[str]
+        self, files: list[LocalFile], prefix: str, missing: set[str]
     ) -> tuple[list[dict], dict[str, LocalFile]]:
         """FileInput variables, and the uploads for content the server lacks."""
         inputs, uploads = [], {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeReleaseAssignment as ABCExchangeReleaseAssignment
 
 from ngshare_gql.nbgrader.exchange import Exchange
@@ -49,8 +50,6 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
         db_url = self.coursedir.db_url
         if not db_url.startswith("sqlite:///") or not os.path.exists(db_url[len("sqlite:///") :]):
             return None
-        from nbgrader.api import Gradebook, MissingEntry
-
         with Gradebook(db_url, self.coursedir.course_id) as gb:
             try:
                 due = gb.find_assignment(self.coursedir.assignment_id).duedate
@@ -71,7 +70,7 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
             self.log.info(f"Overwriting files: {course} {name}")
         self.log.info(f"Source: {self.src_path}")
         self.log.info(f"Destination: {self.dest_path}")
-        inputs, uploads = self.upload_inputs(course, files, "files", set(plan["missingContent"]))
+        inputs, uploads = self.upload_inputs(files, "files", set(plan["missingContent"]))
         due = self.due_date()
         self.call(
             RELEASE,

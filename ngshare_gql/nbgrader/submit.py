@@ -119,7 +119,7 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
             )
             self.check_dir_size(sum(f.size for f in files))
             inputs, uploads = self.upload_inputs(
-                course, files + extra_files, "files", set(plan["missingContent"])
+                files + extra_files, "files", set(plan["missingContent"])
             )
             self.call(
                 SUBMIT, {"c": course, "a": name, "files": inputs, "ts": self.timestamp}, uploads
