@@ -11,7 +11,8 @@ the real code paths, not only "no such course".  Every response must be:
   lists, aliases, fragments): no response that breaks the schema.
 
 ``NGSHARE_FUZZ_EXAMPLES`` sets the examples per operation and role (CI: a bounded
-run; 60 gives more than 1,000 operations per role).
+run; 60 gives more than 1,000 operations per role); ``NGSHARE_FUZZ_DATABASE=postgresql``
+runs the service on PostgreSQL instead of SQLite.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 
 from ngshare_gql.client import Client, LocalFile
-from tests.servers import gunicorn_server, service_env
+from tests.servers import create_database, gunicorn_server, service_env
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("NGSHARE_FUZZ_EXAMPLES", "3"))
+DATABASE = os.environ.get("NGSHARE_FUZZ_DATABASE", "sqlite")
 ROLES = {"admin": "admin", "instructor": "ins", "student": "s1", "outsider": "nobody",
          "no_token": None}
 CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "CONFLICT",
@@ -143,11 +145,16 @@ def conforms(schema: graphql.GraphQLSchema, query: str, data: object) -> list[st
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """A gunicorn service with a course, a release, a submission and feedback."""
+def service(tmp_path_factory, request):
+    """A gunicorn service with a course, a release and a submission."""
     tmp = tmp_path_factory.mktemp("fuzz")
     log = tmp / "service.log"
-    with gunicorn_server(service_env(tmp), workers=2, threads=4, log_path=str(log)) as url:
+    extra = {}
+    if DATABASE == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        extra["NGSHARE_DATABASE_URL"] = create_database(server, "ngshare_fuzz")
+    env = service_env(tmp, **extra)
+    with gunicorn_server(env, workers=2, threads=4, log_path=str(log)) as url:
         admin = Client(url, "admin")
         admin.execute('mutation { createCourse(id: "c1") { id } }')
         admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
@@ -201,7 +208,7 @@ def test_fuzz_every_operation_per_role(service):
                     failures.append(f"{role} {operation.label}: {problem}\n{case.body}")  # noqa: B023
 
             run()
-    print(f"\nfuzz: operations per role {dict(tally)}; error codes {dict(codes)}")
+    print(f"\nfuzz ({DATABASE}): operations per role {dict(tally)}; error codes {dict(codes)}")
     assert not failures, "\n\n".join(failures[:10])
     assert all(n >= len(operations) for n in tally.values())
     text = log.read_text(errors="replace")
