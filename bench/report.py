@@ -122,7 +122,8 @@ def markdown(results: dict) -> str:
         f"Python {m['python']}, load average at start {m['load_avg_at_start']}, "
         f"commit {m['commit']}.",
         f"Ours: gunicorn gthread ({results['workers']} workers × {results['threads']} threads), "
-        f"blob store `{results['blob_store']}`, "
+        f"blob store `{results['blob_store']}`, each of W1-W5 run {results.get('repeat', 1)}× "
+        "alternating services (median shown; of two, the better), "
         f"SQLite; {results.get('our_versions')}. "
         f"ngshare: {results.get('ngshare_versions', 'not run')}, "
         "single Tornado process, SQLite. Both identify callers at the same stand-in hub.",
@@ -139,6 +140,8 @@ def markdown(results: dict) -> str:
         if w == "W4":
             cell = lambda d: d.get("failed") or (  # noqa: E731
                 f"{d['ops_per_s']:.0f} ops/s, p50 {d['p50_ms']:.1f} ms, p95 {d['p95_ms']:.1f} ms"
+                + (f" (runs {', '.join(f'{r:.0f}' for r in d['runs'])})"
+                   if len(d.get("runs", [])) > 1 else "")
                 if "ops_per_s" in d else "-")
             speed = _ratio(o.get("ops_per_s"), n.get("ops_per_s"))
         else:
@@ -159,6 +162,8 @@ def markdown(results: dict) -> str:
 
 def _extra(d: dict) -> str:
     parts = []
+    if len(d.get("runs", [])) > 1:
+        parts.append("runs " + ", ".join(f"{r:.2f}" for r in d["runs"]))
     if d.get("errors"):
         parts.append(f"{d['errors']} errors: {d.get('first_error')}")
     if "upload_post_s" in d:

@@ -14,35 +14,30 @@ import psutil
 MB = 1024 * 1024
 
 
-def tree_rss(pid: int) -> int:
-    """Bytes resident in ``pid`` and all its descendants (gunicorn master + workers)."""
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants (gunicorn master + workers)."""
     try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
     except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
-    return total
+        return []
 
 
-def tree_pss(pid: int) -> int:
-    """Proportional set size of the tree: shared pages (forked workers) counted once."""
-    try:
-        root = psutil.Process(pid)
-        pids = [pid, *(c.pid for c in root.children(recursive=True))]
-    except psutil.Error:
-        return 0
-    total = 0
+def _field_kb(path: str, field: str) -> int:
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_memory(pids: list[int]) -> tuple[int, int]:
+    """(RSS, PSS) in bytes summed over ``pids``, read from /proc (cheap enough to
+    sample often: finding the tree is what costs, so callers keep the PID list)."""
+    rss = pss = 0
     for p in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{p}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-    return total
+        rss += _field_kb(f"/proc/{p}/status", "VmRSS:") * 1024
+        pss += _field_kb(f"/proc/{p}/smaps_rollup", "Pss:") * 1024
+    return rss, pss
 
 
 class PeakRss:
@@ -55,12 +50,14 @@ class PeakRss:
         self.peak = 0
         self.idle_pss = 0
         self.peak_pss = 0
+        self._pids: list[int] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> PeakRss:
-        self.idle = self.peak = tree_rss(self.pid)
-        self.idle_pss = self.peak_pss = tree_pss(self.pid)
+        self._pids = tree_pids(self.pid)
+        self.idle, self.idle_pss = tree_memory(self._pids)
+        self.peak, self.peak_pss = self.idle, self.idle_pss
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -72,12 +69,17 @@ class PeakRss:
         self._sample()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.wait(self.interval):
+            ticks += 1
+            if ticks % 20 == 0:  # a worker may have been replaced
+                self._pids = tree_pids(self.pid)
             self._sample()
 
     def _sample(self) -> None:
-        self.peak = max(self.peak, tree_rss(self.pid))
-        self.peak_pss = max(self.peak_pss, tree_pss(self.pid))
+        rss, pss = tree_memory(self._pids)
+        self.peak = max(self.peak, rss)
+        self.peak_pss = max(self.peak_pss, pss)
 
     def numbers(self) -> dict[str, int]:
         """Idle (when the window opened) and peak, RSS and PSS, in bytes."""

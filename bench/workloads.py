@@ -114,14 +114,14 @@ def setup(svc, data: Data) -> None:
     svc.release(INSTRUCTOR, COURSE, "ps1", data.release_files)
 
 
-def w1(svc, pid: int, data: Data, work: str) -> dict:
+def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Release one big file and download it (a student), verified on arrival."""
     dest = os.path.join(work, "w1")
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
-        svc.release(INSTRUCTOR, COURSE, "w1", [("big.bin", data.w1)])
+        svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1)])
         t1 = time.perf_counter()
-        svc.fetch("s000", COURSE, "w1", dest)
+        svc.fetch("s000", COURSE, f"w1-{run}", dest)
         t2 = time.perf_counter()
     intact = sha256_of(os.path.join(dest, "big.bin")) == data.sha[data.w1]
     return {
@@ -131,7 +131,7 @@ def w1(svc, pid: int, data: Data, work: str) -> dict:
     }
 
 
-def w2(svc, pid: int, data: Data, work: str) -> dict:
+def w2(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Each student fetches ps1 and submits their notebook, ``concurrency`` at a time."""
 
     def student(name: str) -> None:
@@ -145,7 +145,7 @@ def w2(svc, pid: int, data: Data, work: str) -> dict:
     return {"seconds": seconds, **_errors(errors), **rss.numbers()}
 
 
-def w3(svc, pid: int, data: Data, work: str) -> dict:
+def w3(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """The instructor collects every student's latest submission (sequentially, like nbgrader)."""
     dest = os.path.join(work, "w3")
     with PeakRss(pid) as rss:
@@ -162,7 +162,7 @@ def w3(svc, pid: int, data: Data, work: str) -> dict:
     }
 
 
-def w4(svc, pid: int, data: Data, work: str) -> dict:
+def w4(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Small reads: clients list their courses and each course's assignments, concurrently."""
     users = data.sizes.student_names()[: data.sizes.w4_clients]
     latencies: list[float] = []
@@ -187,7 +187,7 @@ def w4(svc, pid: int, data: Data, work: str) -> dict:
     }
 
 
-def w5(svc, pid: int, data: Data, work: str) -> dict:
+def w5(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Every student resubmits: a changed notebook plus the unchanged dataset fetched in W2."""
 
     def student(name: str) -> None:
@@ -212,7 +212,7 @@ def w5(svc, pid: int, data: Data, work: str) -> dict:
     }
 
 
-def w6(svc, pid: int, data: Data, work: str) -> dict:
+def w6(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Ours alone: a very large file released and downloaded intact."""
     src = os.path.join(work, "w6-src", "huge.bin")
     sha = write_random(src, data.sizes.w6_file)
