@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     results["our_versions"] = report.versions(
         sys.executable, ["flask", "werkzeug", "gunicorn", "strawberry", "sqlalchemy"]
     )
-    data = Data(os.path.join(work, "data"), sizes)
+    data = Data(os.path.join(work, "data"), sizes, args.repeat)
     data.make()
     users = ["admin", workloads.INSTRUCTOR, *sizes.student_names()]
     tokens = {clients.token_of(u): {"name": u, "admin": u == "admin"} for u in users}

@@ -65,27 +65,35 @@ def sha256_of(path: str) -> str:
 
 
 class Data:
-    """The input files every workload uses, made once per run under ``root``."""
+    """The input files every workload uses, made once per run under ``root``.
 
-    def __init__(self, root: str, sizes: Sizes) -> None:
+    Each repetition of a workload gets content of its own (W1's file, W2's and
+    W5's notebooks), so a repeat measures the transfer, not our deduplication.
+    """
+
+    def __init__(self, root: str, sizes: Sizes, runs: int = 1) -> None:
         self.root = root
         self.sizes = sizes
-        self.w1 = os.path.join(root, "w1", "big.bin")
+        self.runs = runs
         self.notebook = os.path.join(root, "ps1", "ps1.ipynb")
         self.dataset = os.path.join(root, "ps1", "data", "dataset.bin")
         self.sha: dict[str, str] = {}
 
     def make(self) -> None:
-        self.sha[self.w1] = write_random(self.w1, self.sizes.w1_file)
         self.sha[self.notebook] = write_random(self.notebook, 16 * 1024)
         self.sha[self.dataset] = write_random(self.dataset, self.sizes.release_data)
-        for student in self.sizes.student_names():
-            for version in (1, 2):
-                path = self.submission(student, version)
-                self.sha[path] = write_random(path, self.sizes.submission)
+        for run in range(self.runs):
+            self.sha[self.w1(run)] = write_random(self.w1(run), self.sizes.w1_file)
+            for student in self.sizes.student_names():
+                for workload in ("W2", "W5"):
+                    path = self.submission(student, workload, run)
+                    self.sha[path] = write_random(path, self.sizes.submission)
 
-    def submission(self, student: str, version: int) -> str:
-        return os.path.join(self.root, "submissions", f"v{version}", student, "ps1.ipynb")
+    def w1(self, run: int) -> str:
+        return os.path.join(self.root, "w1", f"big-{run}.bin")
+
+    def submission(self, student: str, workload: str, run: int) -> str:
+        return os.path.join(self.root, "submissions", f"{workload}-{run}", student, "ps1.ipynb")
 
     @property
     def release_files(self) -> list[tuple[str, str]]:
@@ -119,11 +127,11 @@ def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     dest = os.path.join(work, "w1")
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
-        svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1)])
+        svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1(run))])
         t1 = time.perf_counter()
         svc.fetch("s000", COURSE, f"w1-{run}", dest)
         t2 = time.perf_counter()
-    intact = sha256_of(os.path.join(dest, "big.bin")) == data.sha[data.w1]
+    intact = sha256_of(os.path.join(dest, "big.bin")) == data.sha[data.w1(run)]
     return {
         "seconds": t2 - t0, "upload_s": t1 - t0, "upload_post_s": svc.last_post_seconds,
         "download_s": t2 - t1, "bytes": data.sizes.w1_file, "intact": intact,
@@ -136,7 +144,7 @@ def w2(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
 
     def student(name: str) -> None:
         svc.fetch(name, COURSE, "ps1", os.path.join(work, "w2", name))
-        svc.submit(name, COURSE, "ps1", [("ps1.ipynb", data.submission(name, 1))])
+        svc.submit(name, COURSE, "ps1", [("ps1.ipynb", data.submission(name, "W2", run))])
 
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
@@ -146,14 +154,16 @@ def w2(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
 
 
 def w3(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
-    """The instructor collects every student's latest submission (sequentially, like nbgrader)."""
+    """The instructor collects every student's latest submission (sequentially, like nbgrader):
+    the one from W2's last run."""
     dest = os.path.join(work, "w3")
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
         count = svc.collect(INSTRUCTOR, COURSE, "ps1", dest)
         seconds = time.perf_counter() - t0
     intact = all(
-        sha256_of(os.path.join(dest, s, "ps1.ipynb")) == data.sha[data.submission(s, 1)]
+        sha256_of(os.path.join(dest, s, "ps1.ipynb"))
+        == data.sha[data.submission(s, "W2", data.runs - 1)]
         for s in data.sizes.student_names()
     )
     return {
@@ -194,7 +204,7 @@ def w5(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
         dataset = os.path.join(work, "w2", name, "data", "dataset.bin")
         svc.submit(
             name, COURSE, "ps1",
-            [("ps1.ipynb", data.submission(name, 2)), ("data/dataset.bin", dataset)],
+            [("ps1.ipynb", data.submission(name, "W5", run)), ("data/dataset.bin", dataset)],
         )
 
     content0, wire0 = svc.content_sent, svc.sent.bytes
