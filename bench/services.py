@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from tests.servers import REPO, free_port, gunicorn_server, service_env, wait_http
+from tests.servers import REPO, free_port, gunicorn_server, service_env, stop, wait_http
 
 NGSHARE_VERSION = "0.6.0"
 # ngshare 0.6.0 declares no upper bound on SQLAlchemy, but with 2.x it silently stores nothing.
@@ -58,7 +58,7 @@ def stand_in_hub(tokens: dict[str, dict], workdir: str) -> Iterator[str]:
             raise RuntimeError("the stand-in hub did not start")
         yield f"http://127.0.0.1:{port}/hub/api"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @contextlib.contextmanager
@@ -114,7 +114,7 @@ def ngshare(python: str, hub_api_url: str, workdir: str) -> Iterator[Server]:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
         yield Server(f"http://127.0.0.1:{port}{prefix}", proc.pid)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _child_with(marker: str) -> int:
@@ -126,10 +126,3 @@ def _child_with(marker: str) -> int:
     raise RuntimeError(f"no child process with {marker!r} in its command line")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

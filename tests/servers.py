@@ -27,6 +27,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Terminate a server we started, and kill it if it does not go in ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,12 +110,7 @@ def gunicorn_server(
         wait_http(url + "healthz", proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if log_path:
             log.close()
 
@@ -211,12 +216,7 @@ def moto_server() -> Iterator[str]:
         wait_http(url + "/moto-api/", proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 class Hub:
@@ -348,12 +348,7 @@ c.JupyterHub.load_roles.append({{
             started = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         except psutil.NoSuchProcess:
             started = []
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
         for pid in started:
             if _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
