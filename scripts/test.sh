@@ -19,7 +19,7 @@ export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 lint=0
 ruff check ngshare_gql tests bench wsgi.py || lint=$?
 status=0
-python -m pytest "$@" || status=$?
+python -m pytest --durations=20 "$@" || status=$?
 if [ "$lint" -ne 0 ]; then
   echo "ruff found problems (see above)" >&2
   [ "$status" -ne 0 ] || status=$lint
