@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 import time
 from typing import IO
 
@@ -24,7 +26,16 @@ from ngshare_gql.storage import multipart
 
 
 class StagedFile:
-    """A writable temp file that knows the sha256 and size of what was written."""
+    """A writable temp file that knows the sha256 and size of what was written.
+
+    Large writes are hashed and written by a helper thread while the request
+    thread goes on reading the socket (hashlib and file writes release the GIL),
+    so an upload takes the longer of the two rather than their sum.  Every other
+    method waits for the helper first and re-raises what it failed with.
+    """
+
+    PIPELINE_FROM = 256 * 1024  # bytes in one write that are worth handing over
+    IN_FLIGHT = 4  # writes queued at most: bounds the memory one upload holds
 
     def __init__(self, directory: str, max_size: int) -> None:
         fd, self.path = tempfile.mkstemp(prefix="upload-", dir=directory)
@@ -33,28 +44,68 @@ class StagedFile:
         self.size = 0
         self.max_size = max_size
         self._sha256: str | None = None
+        self._queue: queue.Queue[bytes | memoryview | None] | None = None
+        self._helper: threading.Thread | None = None
+        self._error: BaseException | None = None
 
-    # --- the file protocol werkzeug uses -------------------------------------------
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
+    # --- the file protocol the multipart parsers use ---------------------------------
+    def write(self, data: bytes | memoryview) -> int:
+        n = len(data)
+        self.size += n
         if self.size > self.max_size:
             raise RequestEntityTooLarge(f"a file is larger than the limit of {self.max_size} bytes")
+        if self._error is not None:
+            raise self._error
+        if self._queue is None and n < self.PIPELINE_FROM:
+            self._consume(data)
+            return n
+        if self._queue is None:
+            self._queue = queue.Queue(self.IN_FLIGHT)
+            self._helper = threading.Thread(target=self._drain, name="staging", daemon=True)
+            self._helper.start()
+        self._queue.put(data)
+        return n
+
+    def _consume(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
-        return self._file.write(data)
+        self._file.write(data)
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (data := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, only empty the queue
+                try:
+                    self._consume(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the request thread
+                    self._error = exc
+
+    def _settle(self) -> None:
+        """Wait until every write is hashed and on file; raise what failed."""
+        if self._helper is not None and self._queue is not None:
+            self._queue.put(None)
+            self._helper.join()
+            self._helper = self._queue = None
+        if self._error is not None:
+            raise self._error
 
     def read(self, n: int = -1) -> bytes:
+        self._settle()
         return self._file.read(n)
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        self._settle()
         return self._file.seek(offset, whence)
 
     def tell(self) -> int:
+        self._settle()
         return self._file.tell()
 
     def flush(self) -> None:
+        self._settle()
         self._file.flush()
 
     def close(self) -> None:
+        self._settle()
         self._file.close()
 
     @property
@@ -62,21 +113,26 @@ class StagedFile:
         return self._file.closed
 
     def __iter__(self):
+        self._settle()
         return iter(lambda: self._file.read(1024 * 1024), b"")
 
     # --- what the blob store needs ---------------------------------------------------
     @property
     def sha256(self) -> str:
         if self._sha256 is None:
+            self._settle()
             self._sha256 = self._hash.hexdigest()
         return self._sha256
 
     def finish(self) -> None:
         """Flush to disk so the path can be read, renamed or uploaded."""
+        self._settle()
         if not self._file.closed:
             self._file.flush()
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._settle()
         if not self._file.closed:
             self._file.close()
         with contextlib.suppress(FileNotFoundError):

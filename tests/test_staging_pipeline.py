@@ -1,0 +1,65 @@
+"""Staged uploads hashed and written by a helper thread: same bytes, same hash, same errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ngshare_gql.storage.staging import StagedFile
+
+BIG = StagedFile.PIPELINE_FROM
+
+
+def test_mixed_small_and_large_writes_keep_order_and_hash(tmp_path):
+    staged = StagedFile(str(tmp_path), max_size=1 << 30)
+    pieces = [b"a" * 10, os.urandom(BIG), b"b" * 100, memoryview(os.urandom(3 * BIG + 7)), b"c"]
+    for piece in pieces:
+        assert staged.write(piece) == len(piece)
+    expected = b"".join(bytes(p) for p in pieces)
+    assert staged.sha256 == hashlib.sha256(expected).hexdigest()
+    assert staged.size == len(expected)
+    staged.seek(0)
+    assert staged.read() == expected
+    staged.finish()
+    with open(staged.path, "rb") as f:
+        assert f.read() == expected
+    assert staged._helper is None  # joined, no thread left behind
+    staged.discard()
+    assert not os.path.exists(staged.path)
+
+
+def test_size_limit_holds_for_large_writes(tmp_path):
+    staged = StagedFile(str(tmp_path), max_size=2 * BIG)
+    staged.write(os.urandom(BIG))
+    staged.write(os.urandom(BIG))
+    with pytest.raises(RequestEntityTooLarge):
+        staged.write(b"x")
+    staged.discard()
+    assert not os.path.exists(staged.path)
+
+
+class FailingDisk(StagedFile):
+    """The second large write fails, as on a full disk."""
+
+    calls = 0
+
+    def _consume(self, data) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            raise OSError(28, "No space left on device")
+        super()._consume(data)
+
+
+def test_a_failure_in_the_helper_reaches_the_request_thread(tmp_path):
+    staged = FailingDisk(str(tmp_path), max_size=1 << 30)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(20):  # fails on a later write, or at the latest when settled
+            staged.write(os.urandom(BIG))
+        staged.finish()
+    with pytest.raises(OSError):
+        _ = staged.sha256
+    staged.discard()  # cleaning up never raises
+    assert not os.path.exists(staged.path)
