@@ -5,6 +5,7 @@ only the ``flask db`` commands need; :func:`migration_commands` loads it for the
 """
 
 import click
+import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -22,6 +23,16 @@ NAMING = {
 db = SQLAlchemy(
     metadata=MetaData(naming_convention=NAMING), session_options={"expire_on_commit": False}
 )
+
+
+def insert_ignore(table: sa.Table, values: dict) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL alike: the way to
+    create a row that a concurrent request may be creating too."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(**values).on_conflict_do_nothing()
 
 
 def migration_commands(app: Flask, directory: str) -> click.Group:

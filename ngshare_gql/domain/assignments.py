@@ -11,7 +11,7 @@ from ngshare_gql.domain import events
 from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import Conflict, NotFound
-from ngshare_gql.extensions import db
+from ngshare_gql.extensions import db, insert_ignore
 from ngshare_gql.models import Assignment, File, Submission, utcnow
 from ngshare_gql.roles import Caller
 
@@ -68,7 +68,11 @@ def release(
     # (that one waits here until we commit), then hold it until we commit.  NO KEY
     # UPDATE: releases and unreleases of it wait, submissions (whose foreign key
     # check takes KEY SHARE) do not, even while a large release uploads.
-    db.session.execute(_insert_ignore_assignment(course_id, name))
+    db.session.execute(
+        insert_ignore(
+            Assignment.__table__, {"course_id": course_id, "name": name, "released": False}
+        )
+    )
     assignment = db.session.scalar(
         sa.select(Assignment)
         .where(Assignment.course_id == course_id, Assignment.name == name)
@@ -93,18 +97,6 @@ def release(
     db.session.commit()
     collect_unused(replaced)
     return assignment
-
-
-def _insert_ignore_assignment(course_id: str, name: str) -> sa.Executable:
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (
-        insert(Assignment)
-        .values(course_id=course_id, name=name, released=False)
-        .on_conflict_do_nothing()
-    )
 
 
 def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:

@@ -17,21 +17,12 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from flask import Response, send_file
 
-from ngshare_gql.extensions import db
+from ngshare_gql.extensions import db, insert_ignore
 from ngshare_gql.models import Blob, BlobChunk
 from ngshare_gql.storage.staging import StagedFile
 
 CHUNK = 1024 * 1024
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _insert_ignore(table: sa.Table, rows: dict) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL alike."""
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).values(**rows).on_conflict_do_nothing()
 
 
 class BlobStore:
@@ -78,7 +69,7 @@ class BlobStore:
         staged.finish()
         for _attempt in range(5):
             db.session.execute(
-                _insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
+                insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
             )
             if self.lock({staged.sha256}):
                 break

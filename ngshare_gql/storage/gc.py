@@ -27,9 +27,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ngshare_gql.extensions import db
+from ngshare_gql.extensions import db, insert_ignore
 from ngshare_gql.models import Blob, File
-from ngshare_gql.storage.blobs import BlobStore, _insert_ignore
+from ngshare_gql.storage.blobs import BlobStore
 
 log = logging.getLogger("ngshare_gql.gc")
 
@@ -104,7 +104,7 @@ def _remove_orphans(store: BlobStore, batch: list[tuple[str, int]]) -> list[str]
         for sha256, size in sorted(batch):
             if sha256 in known:
                 continue
-            claim = _insert_ignore(Blob.__table__, {"sha256": sha256, "size": size})
+            claim = insert_ignore(Blob.__table__, {"sha256": sha256, "size": size})
             if db.session.execute(claim.returning(Blob.sha256)).first() is not None:
                 claimed.append(sha256)
         store.delete_bytes(claimed)
