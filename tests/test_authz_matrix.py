@@ -503,11 +503,12 @@ def test_matrix(world, key, actor):
 # --- downloads: the same rules over plain HTTP ---------------------------------------------
 
 def download_status(what: str, actor: str) -> int:
-    """Unauthenticated 401, not a member of C 403, a file that is not yours 404."""
+    """Unauthenticated 401; any file you may not read 404, even to non-members of C, so a
+    download URL does not tell an outsider that the file exists."""
     if ACTORS[actor] is None or actor == "bad_token":
         return 401
     if actor in NON_MEMBERS_C:
-        return 403
+        return 404
     if what == "released" or actor in {"admin", "instructor_C", "student_C"}:
         return 200
     return 404

@@ -158,19 +158,25 @@ def collect_unused(hashes: set[str]) -> None:
 
 
 def readable_file(caller: Caller, file_id: int) -> File:
-    """A file the caller may download: the same rules as the fields that list it."""
+    """A file the caller may download: the same rules as the fields that list it.
+
+    Whatever the reason for a refusal, it is NOT_FOUND: a download URL tells an
+    outsider nothing, not even that the file exists.
+    """
     file = db.session.get(File, file_id)
-    if file is None:
-        raise NotFound("no such file")
-    if file.assignment is not None:
-        assignment = file.assignment
-        caller.require_course(assignment.course_id)
-        if assignment.released or caller.is_instructor(assignment.course_id):
-            return file
-    else:
+    if file is not None and file.assignment is not None:
+        course_id = file.assignment.course_id
+        allowed = caller.can_see(course_id) and (
+            file.assignment.released or caller.is_instructor(course_id)
+        )
+    elif file is not None:
         submission = file.submission or file.feedback.submission
         course_id = submission.assignment.course_id
-        caller.require_course(course_id)
-        if caller.is_instructor(course_id) or submission.student == caller.name:
-            return file
-    raise NotFound("no such file")
+        allowed = caller.is_instructor(course_id) or (
+            submission.student == caller.name and caller.can_see(course_id)
+        )
+    else:
+        allowed = False
+    if not allowed:
+        raise NotFound("no such file")
+    return file
