@@ -10,7 +10,9 @@ from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
@@ -59,6 +61,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
             AddValidationRules([NoNulStrings]),
             ErrorCodes,
+            partial(ParserCache, maxsize=256),
+            partial(ValidationCache, maxsize=256),
         ],
     )
 
