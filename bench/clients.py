@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import requests
 
 from ngshare_gql.client import Client, LocalFile
+from tests.servers import create_course
 
 Files = list[tuple[str, str]]  # (path in the assignment, local file)
 
@@ -61,14 +62,7 @@ class Ours:
             return self._clients[user]
 
     def setup(self, course: str, instructor: str, students: list[str]) -> None:
-        admin = self.client("admin")
-        admin.execute("mutation($c: String!) { createCourse(id: $c) { id } }", {"c": course})
-        add = (
-            "mutation($c: String!, $r: Role!, $m: [MemberInput!]!) "
-            "{ addMembers(courseId: $c, role: $r, members: $m) { user } }"
-        )
-        admin.execute(add, {"c": course, "r": "INSTRUCTOR", "m": [{"user": instructor}]})
-        admin.execute(add, {"c": course, "r": "STUDENT", "m": [{"user": s} for s in students]})
+        create_course(self.client("admin"), course, [instructor], students)
 
     def _store(self, user: str, mutation: str, variables: dict, files: Files) -> int:
         client = self.client(user)

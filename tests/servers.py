@@ -14,9 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import requests
+
+from ngshare_gql.client import Client
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,6 +27,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+COURSE_SETUP = """mutation($c: String!, $i: [MemberInput!]!, $s: [MemberInput!]!) {
+  createCourse(id: $c) { id }
+  instructors: addMembers(courseId: $c, role: INSTRUCTOR, members: $i) { user }
+  students: addMembers(courseId: $c, role: STUDENT, members: $s) { user }
+}"""
+
+
+def create_course(
+    admin: Client, course_id: str, instructors: Iterable[str] = (), students: Iterable[str] = ()
+) -> None:
+    """Create a course with its roster in one request, as an admin of a running service."""
+    admin.execute(
+        COURSE_SETUP,
+        {
+            "c": course_id,
+            "i": [{"user": u} for u in instructors],
+            "s": [{"user": u} for u in students],
+        },
+    )
 
 
 def stop(proc: subprocess.Popen, timeout: float = 15) -> None:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from ngshare_gql.client import Client, ClientError, LocalFile
 from tests.conftest import sha
 from tests.fakehub import FakeHub
-from tests.servers import create_database, free_port, gunicorn_server, service_env
+from tests.servers import create_course, create_database, free_port, gunicorn_server, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -152,11 +152,7 @@ def test_database_unreachable_and_back(tmp_path, postgres_server):
         env = service_env(tmp_path, NGSHARE_DATABASE_URL=proxied)
         with gunicorn_server(env, workers=1) as url:
             admin = Client(url, "admin")
-            admin.execute('mutation { createCourse(id: "c1") { id } }')
-            admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
-                          'members: [{user: "ins"}]) { user } }')
-            admin.execute('mutation { addMembers(courseId: "c1", role: STUDENT, '
-                          'members: [{user: "s1"}]) { user } }')
+            create_course(admin, "c1", ["ins"], ["s1"])
             release_readme(url, tmp_path, b"# ps1")
             work = tmp_path / "answer.txt"
             work.write_bytes(b"my answer")
@@ -257,11 +253,7 @@ def test_interrupted_uploads_leave_nothing(tmp_path):
     big = os.urandom(8 * 1024 * 1024)
     with gunicorn_server(env, workers=1, threads=4) as url:
         admin = Client(url, "admin")
-        admin.execute('mutation { createCourse(id: "c1") { id } }')
-        admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
-                      'members: [{user: "ins"}]) { user } }')
-        admin.execute('mutation { addMembers(courseId: "c1", role: STUDENT, '
-                      'members: [{user: "s1"}]) { user } }')
+        create_course(admin, "c1", ["ins"], ["s1"])
         readme = b"# ps1"
         release_readme(url, tmp_path, readme)
         before = rows(engine)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 
 from ngshare_gql.client import Client, LocalFile
-from tests.servers import create_database, gunicorn_server, service_env
+from tests.servers import create_course, create_database, gunicorn_server, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -156,11 +156,7 @@ def service(tmp_path_factory, request):
     env = service_env(tmp, **extra)
     with gunicorn_server(env, workers=2, threads=4, log_path=str(log)) as url:
         admin = Client(url, "admin")
-        admin.execute('mutation { createCourse(id: "c1") { id } }')
-        admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
-                      'members: [{user: "ins"}]) { user } }')
-        admin.execute('mutation { addMembers(courseId: "c1", role: STUDENT, '
-                      'members: [{user: "s1"}, {user: "s2"}]) { user } }')
+        create_course(admin, "c1", ["ins"], ["s1", "s2"])
         notebook = tmp / "ps1.ipynb"
         notebook.write_bytes(b'{"cells": []}')
         local = LocalFile.scan("ps1.ipynb", str(notebook))

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from ngshare_gql.client import Client, LocalFile
-from tests.servers import gunicorn_server, service_env
+from tests.servers import create_course, gunicorn_server, service_env
 
 MB = 1024 * 1024
 
@@ -76,11 +76,7 @@ def test_200mb_round_trip_keeps_server_memory_flat(tmp_path, store):
     with gunicorn_server(env, workers=1, threads=4) as url:
         port = int(url.split(":")[2].split("/")[0])
         admin = Client(url, "admin", timeout=300)
-        admin.execute('mutation { createCourse(id: "big") { id } }')
-        admin.execute(
-            'mutation { addMembers(courseId: "big", role: INSTRUCTOR, members: [{user: "prof"}]) '
-            "{ user } }"
-        )
+        create_course(admin, "big", ["prof"])
         prof = Client(url, "prof", timeout=300)
         prof.execute("{ me { name } }")  # warm up the worker before measuring idle
         with PeakRSS(gunicorn_pid(port)) as rss:

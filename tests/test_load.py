@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from ngshare_gql.client import Client, ClientError, LocalFile
-from tests.servers import create_database, gunicorn_server, service_env
+from tests.servers import create_course, create_database, gunicorn_server, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +54,7 @@ def test_students_submitting_concurrently(tmp_path, database_env):
     students = [f"student{i:03d}" for i in range(STUDENTS)]
     with gunicorn_server(env, workers=2, threads=16) as url:
         admin = Client(url, "admin")
-        admin.execute('mutation { createCourse(id: "c1") { id } }')
-        admin.execute('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, '
-                      'members: [{user: "ins"}]) { user } }')
-        admin.execute(
-            'mutation($m: [MemberInput!]!) { addMembers(courseId: "c1", role: STUDENT, '
-            "members: $m) { user } }", {"m": [{"user": s} for s in students]})
+        create_course(admin, "c1", ["ins"], students)
         notebook = tmp_path / "ps1.ipynb"
         notebook.write_bytes(b'{"cells": []}')
         local = LocalFile.scan("ps1.ipynb", str(notebook))

@@ -17,7 +17,7 @@ from ngshare_gql.config import Settings
 from ngshare_gql.graphql.errors import MASKED
 from tests.conftest import reset_database
 from tests.fakehub import FakeHub
-from tests.servers import gunicorn_server, service_env
+from tests.servers import create_course, gunicorn_server, service_env
 
 # Secret-looking tokens, so a leak can't hide behind a common word.
 ADMIN, INS, S1 = (secrets.token_hex(20) for _ in range(3))
@@ -60,11 +60,7 @@ def exercise(url: str, hub: FakeHub, tmp_path) -> list[str]:
     """Traffic of every kind, good and bad; returns the client-visible bodies of errors."""
     seen: list[str] = []
     admin, ins, s1 = Client(url, ADMIN), Client(url, INS), Client(url, S1)
-    admin.execute('mutation { createCourse(id: "c1") { id } }')
-    add = ('mutation($r: Role!, $u: String!) { addMembers(courseId: "c1", role: $r, '
-           "members: [{user: $u}]) { user } }")
-    admin.execute(add, {"r": "INSTRUCTOR", "u": "ins"})
-    admin.execute(add, {"r": "STUDENT", "u": "s1"})
+    create_course(admin, "c1", ["ins"], ["s1"])
     path = tmp_path / "ps1.ipynb"
     path.write_bytes(b"{}")
     local = LocalFile.scan("ps1.ipynb", str(path))
