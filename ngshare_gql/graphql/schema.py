@@ -12,7 +12,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
@@ -61,8 +60,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
             AddValidationRules([NoNulStrings]),
             ErrorCodes,
+            # Clients repeat a few operations; validation can't be cached, since the
+            # limiters make their rules per request.
             partial(ParserCache, maxsize=256),
-            partial(ValidationCache, maxsize=256),
         ],
     )
 
