@@ -28,21 +28,22 @@ def body(parts: list[tuple[str, str | None, bytes]], boundary: bytes = BOUNDARY)
 
 
 def chunked(data: bytes, rng: random.Random):
-    """A ``read`` that returns pieces of random sizes, as a socket does."""
+    """A ``readinto`` that fills pieces of random sizes, as a socket does."""
     stream = io.BytesIO(data)
 
-    def read(n: int) -> bytes:
-        return stream.read(min(n, rng.choice([1, 2, 7, 64, 4096, 65536, 1 << 20])))
+    def readinto(buffer: memoryview) -> int:
+        size = min(len(buffer), rng.choice([1, 2, 7, 64, 4096, 65536, 1 << 20]))
+        return stream.readinto(buffer[:size])
 
-    return read
+    return readinto
 
 
-def ours(data: bytes, read=None, boundary: bytes = BOUNDARY, max_form=None, max_parts=None):
+def ours(data: bytes, readinto=None, boundary: bytes = BOUNDARY, max_form=None, max_parts=None):
     def open_file(name: str, filename: str, content_type, headers: Headers):
         return io.BytesIO()
 
     fields, files = multipart.parse(
-        read or io.BytesIO(data).read, boundary, open_file, max_form, max_parts
+        readinto or io.BytesIO(data).readinto, boundary, open_file, max_form, max_parts
     )
     return fields, [(k, f.filename, f.stream.read()) for k, f in files]
 

@@ -1,4 +1,4 @@
-"""Staged uploads hashed and written by a helper thread: same bytes, same hash, same errors."""
+"""Staged uploads hashed by a helper thread: same bytes, same hash, same errors."""
 
 from __future__ import annotations
 
@@ -41,25 +41,52 @@ def test_size_limit_holds_for_large_writes(tmp_path):
     assert not os.path.exists(staged.path)
 
 
-class FailingDisk(StagedFile):
-    """The second large write fails, as on a full disk."""
+class FullDisk:
+    """A file whose second write fails, as on a full disk."""
 
-    calls = 0
+    def __init__(self, real) -> None:
+        self.real, self.calls = real, 0
 
-    def _consume(self, data) -> None:
+    def write(self, data) -> int:
         self.calls += 1
         if self.calls == 2:
             raise OSError(28, "No space left on device")
-        super()._consume(data)
+        return self.real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_disk_failure_is_raised_by_the_write_and_leaves_nothing(tmp_path):
+    staged = StagedFile(str(tmp_path), max_size=1 << 30)
+    staged._file = FullDisk(staged._file)
+    staged.write(os.urandom(BIG))
+    with pytest.raises(OSError, match="No space left"):
+        staged.write(os.urandom(BIG))
+    staged.discard()
+    assert not os.path.exists(staged.path)
+
+
+class BrokenHash:
+    """A digest that fails on its second update (the helper thread's work)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update(self, data) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            raise MemoryError("hash failed")
 
 
 def test_a_failure_in_the_helper_reaches_the_request_thread(tmp_path):
-    staged = FailingDisk(str(tmp_path), max_size=1 << 30)
-    with pytest.raises(OSError, match="No space left"):
+    staged = StagedFile(str(tmp_path), max_size=1 << 30)
+    staged._hash = BrokenHash()
+    with pytest.raises(MemoryError, match="hash failed"):
         for _ in range(20):  # fails on a later write, or at the latest when settled
             staged.write(os.urandom(BIG))
         staged.finish()
-    with pytest.raises(OSError):
+    with pytest.raises(MemoryError):
         _ = staged.sha256
     staged.discard()  # cleaning up never raises
     assert not os.path.exists(staged.path)

@@ -2,9 +2,10 @@
 
 Werkzeug's parser reads 64 KiB at a time and re-scans its buffer for every
 event; behind gunicorn's body reader that held uploads to a few tens of MB/s,
-far below what hashing and the socket allow.  This one reads 1 MiB at a time,
-finds the boundary with ``bytes.find`` (C speed) and hands each file part's bytes
-to its writer in large slices, without copying them again.  Its results match
+far below what hashing and the socket allow.  This one reads up to 1 MiB at a
+time straight into its buffer (``readinto``, see :mod:`.body`), finds the boundary
+with ``bytearray.find`` (C speed) and hands each file part's bytes to its writer
+as views of that buffer, without copying them again.  Its results match
 werkzeug's for well-formed bodies (fields as ``str``, files as ``FileStorage``
 rewound to the start); a malformed body raises ``ValueError``, which callers treat
 as werkzeug does (an empty form).
@@ -20,6 +21,8 @@ from werkzeug.datastructures import FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from ngshare_gql.storage.body import ReadInto
+
 READ_SIZE = 1024 * 1024
 MAX_HEADER_BLOCK = 16 * 1024
 _CONTINUATION = re.compile(rb"\r\n[ \t]")
@@ -33,18 +36,31 @@ class MultipartError(ValueError):
 
 
 class _Reader:
-    """A buffer over ``read`` with a cursor, refilled 1 MiB at a time."""
+    """A buffer over ``readinto`` with a cursor, refilled 1 MiB at a time.
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
-        self._read = read
-        self.buf = b"\r\n"  # so the first boundary looks like every later delimiter
+    Each refill is a new buffer, holding the unread rest of the old one (for file
+    data, at most a delimiter's length) and then up to 1 MiB read straight into it:
+    the bulk of an upload is never copied, and the views a writer may still hold of
+    the old buffer (the staging helper thread) stay valid.
+    """
+
+    def __init__(self, readinto: ReadInto) -> None:
+        self._readinto = readinto
+        self.buf = bytearray(b"\r\n")  # so the first boundary looks like every later delimiter
         self.pos = 0
 
     def more(self) -> None:
-        chunk = self._read(READ_SIZE)
-        if not chunk:
+        rest = len(self.buf) - self.pos
+        new = bytearray(rest + READ_SIZE)
+        new[:rest] = memoryview(self.buf)[self.pos :]
+        with memoryview(new) as view:
+            filled = rest
+            while filled < len(new) and (n := self._readinto(view[filled:])):
+                filled += n
+        if filled == rest:
             raise MultipartError("unexpected end of the multipart body")
-        self.buf = self.buf[self.pos :] + chunk
+        del new[filled:]
+        self.buf = new
         self.pos = 0
 
     def find(self, needle: bytes, limit: int | None = None) -> int:
@@ -58,7 +74,7 @@ class _Reader:
             self.more()
 
     def take(self, n: int) -> bytes:
-        data = self.buf[self.pos : self.pos + n]
+        data = bytes(self.buf[self.pos : self.pos + n])
         self.pos += n
         return data
 
@@ -100,18 +116,18 @@ def _charset(headers: Headers) -> str:
 
 
 def parse(
-    read: Callable[[int], bytes],
+    readinto: ReadInto,
     boundary: bytes,
     open_file: OpenFile,
     max_form_memory_size: int | None,
     max_parts: int | None,
 ) -> tuple[list[tuple[str, str]], list[tuple[str, FileStorage]]]:
-    """Parse a body read through ``read``; returns (fields, files) in body order."""
+    """Parse a body read through ``readinto``; returns (fields, files) in body order."""
     if not boundary or len(boundary) > 200:
         raise MultipartError("missing or invalid multipart boundary")
     delimiter = b"\r\n--" + boundary
     keep = len(delimiter) - 1
-    reader = _Reader(read)
+    reader = _Reader(readinto)
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, FileStorage]] = []
     reader.take(reader.find(delimiter) + len(delimiter))  # the preamble

@@ -23,15 +23,17 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ngshare_gql.storage import multipart
+from ngshare_gql.storage.body import body_readinto
 
 
 class StagedFile:
     """A writable temp file that knows the sha256 and size of what was written.
 
-    Large writes are hashed and written by a helper thread while the request
-    thread goes on reading the socket (hashlib and file writes release the GIL),
-    so an upload takes the longer of the two rather than their sum.  Every other
-    method waits for the helper first and re-raises what it failed with.
+    Large writes go to the file at once and are hashed by a helper thread while
+    the request thread goes on reading the socket (hashlib, file writes and
+    ``recv`` all release the GIL), so an upload takes about the longer of hashing
+    and receiving rather than their sum.  Methods that need the digest or the
+    finished file wait for the helper first and re-raise what it failed with.
     """
 
     PIPELINE_FROM = 256 * 1024  # bytes in one write that are worth handing over
@@ -56,26 +58,23 @@ class StagedFile:
             raise RequestEntityTooLarge(f"a file is larger than the limit of {self.max_size} bytes")
         if self._error is not None:
             raise self._error
+        self._file.write(data)
         if self._queue is None and n < self.PIPELINE_FROM:
-            self._consume(data)
+            self._hash.update(data)
             return n
         if self._queue is None:
             self._queue = queue.Queue(self.IN_FLIGHT)
-            self._helper = threading.Thread(target=self._drain, name="staging", daemon=True)
+            self._helper = threading.Thread(target=self._hash_queued, name="staging", daemon=True)
             self._helper.start()
         self._queue.put(data)
         return n
 
-    def _consume(self, data: bytes | memoryview) -> None:
-        self._hash.update(data)
-        self._file.write(data)
-
-    def _drain(self) -> None:
+    def _hash_queued(self) -> None:
         assert self._queue is not None
         while (data := self._queue.get()) is not None:
             if self._error is None:  # after a failure, only empty the queue
                 try:
-                    self._consume(data)
+                    self._hash.update(data)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the request thread
                     self._error = exc
 
@@ -156,7 +155,7 @@ class StagingRequest(Request):
         stream = self._get_stream_for_parsing()
         try:
             fields, files = multipart.parse(
-                stream.read,
+                body_readinto(self.environ, stream),
                 boundary.encode("ascii"),
                 self._open_part,
                 self.max_form_memory_size,
