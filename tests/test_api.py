@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ngshare_gql.app import create_app
+from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Blob, File, Submission
-from tests.conftest import SUBMIT, file_inputs, release, sha, submit
+from tests.conftest import GQL, SUBMIT, file_inputs, release, reset_database, sha, submit
 
 NB = b'{"cells": [], "nbformat": 4}'
 
@@ -322,3 +324,35 @@ def test_limits_on_query_shape(as_user, course):
     assert s1.error(aliases) == "BAD_USER_INPUT"
     tokens = "{ me { " + "name " * 6000 + "} }"
     assert s1.error(tokens) == "BAD_USER_INPUT"
+    assert s1.error(aliases) == "BAD_USER_INPUT"  # again, now from the validation cache
+    assert s1.error(tokens) == "BAD_USER_INPUT"
+
+
+def test_validation_is_cached_per_document_and_per_limits(monkeypatch, tmp_path):
+    """Repeated operations are validated once; a service with other limits validates anew."""
+    import strawberry.schema.schema as strawberry_schema
+
+    calls = []
+    real = strawberry_schema.validate
+    monkeypatch.setattr(
+        strawberry_schema, "validate", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    query = "{ a: me { name } b: me { name } }"
+
+    def client(max_aliases: int) -> GQL:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/{max_aliases}.db", auth="dev",
+            max_aliases=max_aliases,
+        )
+        app = create_app(settings)
+        reset_database(app)
+        return GQL(app.test_client(), "s1")
+
+    strict = client(1)
+    for _ in range(3):
+        assert strict.error(query) == "BAD_USER_INPUT"
+    assert len(calls) == 1
+    lenient = client(5)
+    for _ in range(3):
+        assert lenient(query)["a"] == {"name": "s1"}
+    assert len(calls) == 2
