@@ -15,39 +15,46 @@ from ngshare_gql.extensions import db, insert_ignore
 from ngshare_gql.models import Assignment, File, Submission, utcnow
 from ngshare_gql.roles import Caller
 
+# What each role may see (instructors all; students the released assignments and those
+# they submitted to), built once with parameters: see :mod:`ngshare_gql.roles`.
+_FOR_INSTRUCTOR = sa.true()
+_FOR_STUDENT = sa.or_(
+    Assignment.released,
+    Assignment.id.in_(
+        sa.select(Submission.assignment_id).where(Submission.student == sa.bindparam("student"))
+    ),
+)
+_IN_COURSE = {
+    visibility: sa.select(Assignment).where(
+        Assignment.course_id == sa.bindparam("course"), visibility
+    )
+    for visibility in (_FOR_INSTRUCTOR, _FOR_STUDENT)
+}
 
-def visible(caller: Caller, course_id: str):
-    """A filter for the assignments the caller may see: instructors all, students
-    the released ones and those they submitted to."""
+
+def _visible_in(caller: Caller, course_id: str) -> tuple[sa.Select, dict[str, str]]:
+    """The assignments of a course the caller may see: a statement and its parameters."""
     if caller.is_instructor(course_id):
-        return sa.true()
-    mine = sa.select(Submission.assignment_id).where(Submission.student == caller.name)
-    return sa.or_(Assignment.released, Assignment.id.in_(mine))
+        return _IN_COURSE[_FOR_INSTRUCTOR], {"course": course_id}
+    return _IN_COURSE[_FOR_STUDENT], {"course": course_id, "student": caller.name}
 
 
 def list_assignments(
     caller: Caller, course_id: str, *, released: bool | None = None, with_files: bool = False
 ) -> list[Assignment]:
     caller.require_course(course_id)
-    query = sa.select(Assignment).where(
-        Assignment.course_id == course_id, visible(caller, course_id)
-    )
+    query, params = _visible_in(caller, course_id)
     if released is not None:
         query = query.where(Assignment.released == released)
     if with_files:
         query = query.options(selectinload(Assignment.files))
-    return list(db.session.scalars(query.order_by(Assignment.name)))
+    return list(db.session.scalars(query.order_by(Assignment.name), params))
 
 
 def get_assignment(caller: Caller, course_id: str, name: str) -> Assignment:
     caller.require_course(course_id)
-    assignment = db.session.scalar(
-        sa.select(Assignment).where(
-            Assignment.course_id == course_id,
-            Assignment.name == name,
-            visible(caller, course_id),
-        )
-    )
+    query, params = _visible_in(caller, course_id)
+    assignment = db.session.scalar(query.where(Assignment.name == name), params)
     if assignment is None:
         raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
     return assignment

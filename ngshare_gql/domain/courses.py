@@ -14,6 +14,8 @@ from ngshare_gql.extensions import db
 from ngshare_gql.models import Assignment, Course, Feedback, File, Member, Role, Submission
 from ngshare_gql.roles import Caller
 
+_COURSES_BY_ID = sa.select(Course).where(Course.id.in_(sa.bindparam("ids", expanding=True)))
+
 
 @dataclass
 class MemberSpec:
@@ -30,9 +32,7 @@ def list_courses(caller: Caller) -> list[Course]:
     course_ids = caller.all_roles()
     if not course_ids:
         return []
-    found = {
-        c.id: c for c in db.session.scalars(sa.select(Course).where(Course.id.in_(course_ids)))
-    }
+    found = {c.id: c for c in db.session.scalars(_COURSES_BY_ID, {"ids": list(course_ids)})}
     # Courses known only through hub groups exist as soon as they are used.
     for course_id in course_ids:
         found.setdefault(course_id, Course(id=course_id, title=course_id))
