@@ -85,3 +85,31 @@ def test_student_listing_is_constant_too(app, as_user, course):
     (assignment,) = data["course"]["assignments"]
     assert [s["student"] for s in assignment["submissions"]] == ["st003"]
     assert len(statements) <= 8, "\n".join(statements)
+
+
+def test_a_download_costs_two_statements_whatever_the_file(app, as_user, course):
+    """The file with its course and owner in one statement, then the caller's roles."""
+    release(as_user("ins"), "c1", "ps1", {"a.ipynb": b"{}"})
+    enrol_and_submit(as_user, 1)  # st000 submits, and gets feedback
+    data = as_user("ins")(LISTING)["course"]["assignments"][0]
+    released_url = as_user("st000")(
+        '{ course(id: "c1") { assignment(name: "ps1") { files { url } } } }'
+    )["course"]["assignment"]["files"][0]["url"]
+    submission = data["submissions"][0]
+    submitted_url = submission["files"][0]["url"]
+    feedback_url = as_user("st000")(
+        '{ course(id: "c1") { assignment(name: "ps1") '
+        "{ submissions { feedback { files { url } } } } } }"
+    )["course"]["assignment"]["submissions"][0]["feedback"][0]["files"][0]["url"]
+    client = app.test_client()
+    for user in ("ins", "st000"):
+        for url in (released_url, submitted_url, feedback_url):
+            with count_statements(app) as statements:
+                response = client.get(url, headers={"Authorization": f"token {user}"})
+            assert response.status_code == 200, (user, url)
+            response.close()
+            # the file with its course and owner, the caller's roles, (sql store) the bytes
+            assert len(statements) <= 3, "\n".join(statements)
+    with count_statements(app) as statements:
+        refused = client.get(submitted_url, headers={"Authorization": "token st001"})
+    assert refused.status_code == 404 and len(statements) <= 2

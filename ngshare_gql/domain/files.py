@@ -157,26 +157,38 @@ def collect_unused(hashes: set[str]) -> None:
     collect_dereferenced(blob_store(), hashes)
 
 
+# A file with what deciding on its download needs, in one statement: the course, and
+# whether it is released (an assignment's file) or whose it is (a submission's file,
+# directly or through feedback).
+_FILE_ACCESS = (
+    sa.select(File, Assignment.course_id, Assignment.released, Submission.student)
+    .outerjoin(Feedback, File.feedback_id == Feedback.id)
+    .outerjoin(
+        Submission, Submission.id == sa.func.coalesce(File.submission_id, Feedback.submission_id)
+    )
+    .join(
+        Assignment, Assignment.id == sa.func.coalesce(File.assignment_id, Submission.assignment_id)
+    )
+    .where(File.id == sa.bindparam("file_id"))
+)
+
+
 def readable_file(caller: Caller, file_id: int) -> File:
     """A file the caller may download: the same rules as the fields that list it.
 
     Whatever the reason for a refusal, it is NOT_FOUND: a download URL tells an
     outsider nothing, not even that the file exists.
     """
-    file = db.session.get(File, file_id)
-    if file is not None and file.assignment is not None:
-        course_id = file.assignment.course_id
-        allowed = caller.can_see(course_id) and (
-            file.assignment.released or caller.is_instructor(course_id)
-        )
-    elif file is not None:
-        submission = file.submission or file.feedback.submission
-        course_id = submission.assignment.course_id
+    row = db.session.execute(_FILE_ACCESS, {"file_id": file_id}).one_or_none()
+    if row is None:
+        raise NotFound("no such file")
+    file, course_id, released, student = row
+    if file.assignment_id is not None:  # released material
+        allowed = caller.can_see(course_id) and (released or caller.is_instructor(course_id))
+    else:  # a submission or its feedback
         allowed = caller.is_instructor(course_id) or (
-            submission.student == caller.name and caller.can_see(course_id)
+            student == caller.name and caller.can_see(course_id)
         )
-    else:
-        allowed = False
     if not allowed:
         raise NotFound("no such file")
     return file
