@@ -34,8 +34,8 @@ def list_courses(caller: Caller) -> list[Course]:
         return []
     found = {c.id: c for c in db.session.scalars(_COURSES_BY_ID, {"ids": list(course_ids)})}
     # Courses known only through hub groups exist as soon as they are used.
-    for course_id in course_ids:
-        found.setdefault(course_id, Course(id=course_id, title=course_id))
+    for course_id in course_ids.keys() - found.keys():
+        found[course_id] = Course(id=course_id, title=course_id)
     return [found[k] for k in sorted(found)]
 
 
