@@ -96,16 +96,19 @@ class MultipartBody:
     def __len__(self) -> int:
         return sum(p.size if isinstance(p, LocalFile) else len(p) for p in self._parts)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        """The body in pieces; a file's pieces are views of one reused buffer, each
+        valid until the next is asked for (the HTTP client sends it before that)."""
         sent = 0
+        buffer = memoryview(bytearray(CHUNK))
         for part in self._parts:
             if isinstance(part, LocalFile):
-                with open(part.local_path, "rb") as f:
-                    for chunk in iter(lambda: f.read(CHUNK), b""):
-                        sent += len(chunk)
+                with open(part.local_path, "rb", buffering=0) as f:
+                    while n := f.readinto(buffer):
+                        sent += n
                         if self.progress:
                             self.progress(sent, self.total_files)
-                        yield chunk
+                        yield buffer[:n]
             else:
                 yield part
 
