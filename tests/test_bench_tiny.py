@@ -50,3 +50,17 @@ def test_tiny_benchmark_runs_both_services(tmp_path):
     assert results["physical"]["sha256_MBps"] > 0 and results["physical"]["loopback_MBps"] > 0
     report = (out / "results.md").read_text()
     assert "| W5 |" in report and "| target | goal | measured | met |" in report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_tiny_proxy_benchmark_uploads_through_the_hub_and_directly(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.proxy", "--tiny", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=280,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["proxy_MBps"]) == len(results["direct_MBps"]) == 2
+    assert results["proxy_median_MBps"] > 0 and results["direct_median_MBps"] > 0
+    assert "proxy:" in run.stdout and "direct:" in run.stdout
