@@ -15,49 +15,43 @@ log = logging.getLogger("ngshare_gql.errors")
 MASKED = "Unexpected error; the service log has the details."
 
 
+def _with_code(error: GraphQLError, code: str) -> GraphQLError:
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+def _replaced(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    """A new error in the same place, without the original's message or cause."""
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": code},
+    )
+
+
 def classify(error: GraphQLError) -> GraphQLError:
     """The error as the client should see it, with ``extensions.code``."""
     original = error.original_error
     if isinstance(original, ExchangeError):
         error.message = original.message
-        error.extensions = {**(error.extensions or {}), "code": original.code}
-        return error
+        return _with_code(error, original.code)
     if original is None or isinstance(original, GraphQLError):
         # Parse, validation and variable errors: the query itself is wrong.
-        error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
-        return error
+        return _with_code(error, "BAD_USER_INPUT")
     if database_unavailable(original):
         log.warning("database unavailable in %s: %s", error.path, type(original).__name__)
-        return GraphQLError(
-            "the database is unavailable; try again shortly",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": "SERVICE_UNAVAILABLE"},
+        return _replaced(
+            error, "the database is unavailable; try again shortly", "SERVICE_UNAVAILABLE"
         )
     if isinstance(original, RecursionError):
-        return GraphQLError(
-            "the query is nested too deeply",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": "BAD_USER_INPUT"},
-        )
+        return _replaced(error, "the query is nested too deeply", "BAD_USER_INPUT")
     if isinstance(original, (ValueError, TypeError)) and "cannot represent" in str(original):
-        error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
-        return error
+        return _with_code(error, "BAD_USER_INPUT")
     log.error("unexpected error in %s", error.path, exc_info=original)
-    return GraphQLError(
-        MASKED,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=None,
-        extensions={"code": "INTERNAL_SERVER_ERROR"},
-    )
+    return _replaced(error, MASKED, "INTERNAL_SERVER_ERROR")
 
 
 class ErrorCodes(SchemaExtension):

@@ -119,6 +119,13 @@ class Exchange(ABCExchange):
             self.fail("No course id specified. Re-run with --course flag.")
         return self.coursedir.course_id
 
+    def local_root(self, course_id: str, assignment_id: str) -> str:
+        """An assignment's folder relative to ``assignment_dir``: ``<course>/<assignment>``
+        with ``path_includes_course``, else ``<assignment>``."""
+        if self.path_includes_course:
+            return os.path.join(course_id, assignment_id)
+        return assignment_id
+
     def exchange_path(self, *parts: str) -> str:
         """Where a thing lives in the exchange, shown in logs and list output."""
         return self.service_url + "/".join(parts)

@@ -24,10 +24,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         self.src_path = self.exchange_path(course, "outbound", self.coursedir.assignment_id)
 
     def init_dest(self) -> None:
-        if self.path_includes_course:
-            root = os.path.join(self.coursedir.course_id, self.coursedir.assignment_id)
-        else:
-            root = self.coursedir.assignment_id
+        root = self.local_root(self.coursedir.course_id, self.coursedir.assignment_id)
         self.dest_path = os.path.abspath(os.path.join(self.assignment_dir, root))
         if os.path.isdir(self.dest_path) and not self.replace_missing_files:
             self.fail(f"You already have a copy of the assignment in this directory: {root}")

@@ -60,10 +60,7 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
                     )
 
     def init_dest(self) -> None:
-        if self.path_includes_course:
-            root = os.path.join(self.coursedir.course_id, self.coursedir.assignment_id)
-        else:
-            root = self.coursedir.assignment_id
+        root = self.local_root(self.coursedir.course_id, self.coursedir.assignment_id)
         self.dest_path = os.path.abspath(os.path.join(self.assignment_dir, root, "feedback"))
 
     def copy_files(self) -> None:

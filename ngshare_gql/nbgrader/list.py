@@ -168,12 +168,9 @@ class ExchangeList(ABCExchangeList, Exchange):
             info = dict(parsed)
             if courses is not None and info["course_id"] not in courses:
                 continue
-            if self.path_includes_course:
-                assignment_dir = os.path.join(
-                    self.assignment_dir, info["course_id"], info["assignment_id"]
-                )
-            else:
-                assignment_dir = os.path.join(self.assignment_dir, info["assignment_id"])
+            assignment_dir = os.path.join(
+                self.assignment_dir, self.local_root(info["course_id"], info["assignment_id"])
+            )
             if self.inbound or self.cached:
                 info["status"] = "submitted"
                 info["path"] = path

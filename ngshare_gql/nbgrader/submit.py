@@ -34,10 +34,7 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
     ).tag(config=True)
 
     def init_src(self) -> None:
-        if self.path_includes_course:
-            root = os.path.join(self.coursedir.course_id, self.coursedir.assignment_id)
-        else:
-            root = self.coursedir.assignment_id
+        root = self.local_root(self.coursedir.course_id, self.coursedir.assignment_id)
         self.src_path = os.path.abspath(os.path.join(self.assignment_dir, root))
         self.coursedir.assignment_id = os.path.split(self.src_path)[-1]
         if not os.path.isdir(self.src_path):
