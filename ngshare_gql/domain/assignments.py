@@ -17,26 +17,24 @@ from ngshare_gql.roles import Caller
 
 # What each role may see (instructors all; students the released assignments and those
 # they submitted to), built once with parameters: see :mod:`ngshare_gql.roles`.
-_FOR_INSTRUCTOR = sa.true()
-_FOR_STUDENT = sa.or_(
-    Assignment.released,
-    Assignment.id.in_(
-        sa.select(Submission.assignment_id).where(Submission.student == sa.bindparam("student"))
-    ),
-)
-_IN_COURSE = {
-    visibility: sa.select(Assignment).where(
-        Assignment.course_id == sa.bindparam("course"), visibility
+_IN_COURSE = sa.select(Assignment).where(Assignment.course_id == sa.bindparam("course"))
+_VISIBLE_TO_STUDENT = _IN_COURSE.where(
+    sa.or_(
+        Assignment.released,
+        Assignment.id.in_(
+            sa.select(Submission.assignment_id).where(
+                Submission.student == sa.bindparam("student")
+            )
+        ),
     )
-    for visibility in (_FOR_INSTRUCTOR, _FOR_STUDENT)
-}
+)
 
 
 def _visible_in(caller: Caller, course_id: str) -> tuple[sa.Select, dict[str, str]]:
     """The assignments of a course the caller may see: a statement and its parameters."""
     if caller.is_instructor(course_id):
-        return _IN_COURSE[_FOR_INSTRUCTOR], {"course": course_id}
-    return _IN_COURSE[_FOR_STUDENT], {"course": course_id, "student": caller.name}
+        return _IN_COURSE, {"course": course_id}
+    return _VISIBLE_TO_STUDENT, {"course": course_id, "student": caller.name}
 
 
 def list_assignments(
