@@ -122,6 +122,31 @@ def test_limits_on_fields_and_parts():
     assert len(ours(many, max_parts=5)[0]) == 5
 
 
+def test_a_large_file_part_is_read_through_one_reused_buffer():
+    """Each refill reuses the parser's buffer: a 24 MiB part allocates no new
+    megabyte buffers, which the staging file relies on (it keeps no views)."""
+    data = body([("f", "big.bin", os.urandom(24 << 20))])
+    buffers, received = [], []
+
+    class Sink(io.BytesIO):
+        def write(self, view) -> int:
+            buffers.append(view.obj)  # kept alive, so a new buffer would get a new id
+            received.append(len(view))
+            return len(view)
+
+    multipart.parse(io.BytesIO(data).readinto, BOUNDARY, lambda *_: Sink(), None, None)
+    assert sum(received) == 24 << 20
+    assert len(buffers) >= 24 and len({id(b) for b in buffers}) == 1
+
+
+def test_a_preamble_longer_than_the_buffer_is_skipped():
+    data = b"p" * (multipart.READ_SIZE + multipart.MAX_HEADER_BLOCK + 5) + body(
+        [("f", "x.bin", b"after a long preamble")]
+    )
+    assert ours(data)[1] == [("f", "x.bin", b"after a long preamble")]
+    assert ours(data)[1] == werkzeugs(data)[1]
+
+
 def test_missing_boundary_is_malformed():
     with pytest.raises(ValueError):
         ours(body([("a", None, b"1")]), boundary=b"")

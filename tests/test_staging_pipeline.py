@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ngshare_gql.storage.staging import StagedFile
 
-BIG = StagedFile.PIPELINE_FROM
+BIG = StagedFile.HASH_BEHIND_FROM
 
 
 def test_mixed_small_and_large_writes_keep_order_and_hash(tmp_path):
@@ -29,6 +29,33 @@ def test_mixed_small_and_large_writes_keep_order_and_hash(tmp_path):
     assert staged._helper is None  # joined, no thread left behind
     staged.discard()
     assert not os.path.exists(staged.path)
+
+
+def test_a_writer_may_reuse_its_buffer_as_soon_as_write_returns(tmp_path):
+    """The helper hashes what is on file, not the caller's buffer: the parser
+    refills one buffer in place while earlier megabytes are still being hashed."""
+    staged = StagedFile(str(tmp_path), max_size=1 << 30)
+    chunks = [os.urandom(BIG) for _ in range(40)]
+    buffer = bytearray(BIG)
+    for chunk in chunks:
+        buffer[:] = chunk  # much faster than hashing it: the helper is behind
+        staged.write(memoryview(buffer))
+    expected = hashlib.sha256(b"".join(chunks))
+    assert staged.sha256 == expected.hexdigest()
+    staged.discard()
+
+
+def test_a_file_system_that_cannot_map_files_still_gets_hashed(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")  # what mmap says where mapping is unsupported
+
+    monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", refuse)
+    staged = StagedFile(str(tmp_path), max_size=1 << 30)
+    data = os.urandom(3 * StagedFile.WINDOW + 12345)
+    for i in range(0, len(data), BIG):
+        staged.write(data[i : i + BIG])
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    staged.discard()
 
 
 def test_size_limit_holds_for_large_writes(tmp_path):

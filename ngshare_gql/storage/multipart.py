@@ -5,7 +5,8 @@ event; behind gunicorn's body reader that held uploads to a few tens of MB/s,
 far below what hashing and the socket allow.  This one reads up to 1 MiB at a
 time straight into its buffer (``readinto``, see :mod:`.body`), finds the boundary
 with ``bytearray.find`` (C speed) and hands each file part's bytes to its writer
-as views of that buffer, without copying them again.  Its results match
+as views of that buffer, without copying them again; the buffer is reused for the
+whole body, so an upload allocates no memory per megabyte.  Its results match
 werkzeug's for well-formed bodies (fields as ``str``, files as ``FileStorage``
 rewound to the start); a malformed body raises ``ValueError``, which callers treat
 as werkzeug does (an empty form).
@@ -27,7 +28,8 @@ READ_SIZE = 1024 * 1024
 MAX_HEADER_BLOCK = 16 * 1024
 _CONTINUATION = re.compile(rb"\r\n[ \t]")
 
-# (name, filename, content type, headers) -> a writable, seekable file for the part
+# (name, filename, content type, headers) -> a writable, seekable file for the part;
+# its ``write`` gets views of the parser's buffer and must not keep them
 OpenFile = Callable[[str, str, "str | None", Headers], IO[bytes]]
 
 
@@ -36,40 +38,43 @@ class MultipartError(ValueError):
 
 
 class _Reader:
-    """A buffer over ``readinto`` with a cursor, refilled 1 MiB at a time.
+    """One buffer over ``readinto`` with a cursor, refilled up to 1 MiB at a time.
 
-    Each refill is a new buffer, holding the unread rest of the old one (for file
-    data, at most a delimiter's length) and then up to 1 MiB read straight into it:
-    the bulk of an upload is never copied, and the views a writer may still hold of
-    the old buffer (the staging helper thread) stay valid.
+    A refill moves the unread rest (for file data, at most a delimiter's length) to
+    the front and reads on after it, straight from the socket: the bulk of an upload
+    is neither copied nor allocated anew.  ``buf[:end]`` holds the data; views of it
+    handed to writers are valid only during the call.
     """
 
     def __init__(self, readinto: ReadInto) -> None:
         self._readinto = readinto
-        self.buf = bytearray(b"\r\n")  # so the first boundary looks like every later delimiter
+        self.buf = bytearray(READ_SIZE + MAX_HEADER_BLOCK)
+        self.buf[:2] = b"\r\n"  # so the first boundary looks like every later delimiter
+        self.end = 2
         self.pos = 0
 
     def more(self) -> None:
-        rest = len(self.buf) - self.pos
-        new = bytearray(rest + READ_SIZE)
-        new[:rest] = memoryview(self.buf)[self.pos :]
-        with memoryview(new) as view:
-            filled = rest
-            while filled < len(new) and (n := self._readinto(view[filled:])):
+        rest = self.end - self.pos
+        if rest + READ_SIZE > len(self.buf):  # a long preamble: grow
+            self.buf = self.buf[self.pos : self.end] + bytearray(READ_SIZE)
+        else:
+            self.buf[:rest] = self.buf[self.pos : self.end]
+        with memoryview(self.buf) as view:
+            filled, stop = rest, rest + READ_SIZE
+            while filled < stop and (n := self._readinto(view[filled:stop])):
                 filled += n
         if filled == rest:
             raise MultipartError("unexpected end of the multipart body")
-        del new[filled:]
-        self.buf = new
+        self.end = filled
         self.pos = 0
 
     def find(self, needle: bytes, limit: int | None = None) -> int:
         """Index (from the cursor) of ``needle``, reading on as needed."""
         while True:
-            i = self.buf.find(needle, self.pos)
+            i = self.buf.find(needle, self.pos, self.end)
             if i >= 0:
                 return i - self.pos
-            if limit is not None and len(self.buf) - self.pos > limit:
+            if limit is not None and self.end - self.pos > limit:
                 raise MultipartError("multipart part headers are too large")
             self.more()
 
@@ -90,22 +95,22 @@ def _headers(block: bytes) -> Headers:
     return Headers(items)
 
 
-def _after_delimiter(buf: bytes, j: int) -> str:
+def _after_delimiter(buf: bytearray, j: int, end: int) -> str:
     """What the bytes after a delimiter at ``j`` make it (werkzeug's rule, CRLF only).
 
     ``"end"`` (``--``), ``"part"`` (optional blanks, then CRLF), ``"data"`` (anything
     else: the boundary text inside content), or ``"more"`` (can't tell yet).
     """
-    if len(buf) - j < 2:
+    if end - j < 2:
         return "more"
-    if buf.startswith(b"--", j):
+    if buf.startswith(b"--", j, end):
         return "end"
     k = j
-    while k < len(buf) and buf[k] in b" \t" and k - j < 1024:
+    while k < end and buf[k] in b" \t" and k - j < 1024:
         k += 1
-    if len(buf) - k < 2:
+    if end - k < 2:
         return "more" if k - j < 1024 else "data"
-    return "part" if buf.startswith(b"\r\n", k) else "data"
+    return "part" if buf.startswith(b"\r\n", k, end) else "data"
 
 
 def _charset(headers: Headers) -> str:
@@ -133,9 +138,9 @@ def parse(
     reader.take(reader.find(delimiter) + len(delimiter))  # the preamble
     parts = 0
     while True:
-        while len(reader.buf) - reader.pos < 2:
+        while reader.end - reader.pos < 2:
             reader.more()
-        if reader.buf.startswith(b"--", reader.pos):
+        if reader.buf.startswith(b"--", reader.pos, reader.end):
             return fields, files  # the closing delimiter; the epilogue is ignored
         line_end = reader.find(b"\r\n", limit=MAX_HEADER_BLOCK)
         if reader.take(line_end).strip(b" \t"):
@@ -167,10 +172,10 @@ def parse(
             write = container.write  # type: ignore[assignment]
         start = reader.pos  # where to look for the next delimiter
         while True:
-            buf, pos = reader.buf, reader.pos
-            i = buf.find(delimiter, start)
+            buf, pos, end = reader.buf, reader.pos, reader.end
+            i = buf.find(delimiter, start, end)
             if i >= 0:
-                kind = _after_delimiter(buf, i + len(delimiter))
+                kind = _after_delimiter(buf, i + len(delimiter), end)
                 if kind == "data":  # the boundary text inside content, not a delimiter
                     start = i + 1
                     continue
@@ -183,9 +188,9 @@ def parse(
                     continue
                 reader.pos = i + len(delimiter)
                 break
-            if len(buf) - pos > keep:
-                write(memoryview(buf)[pos : len(buf) - keep])
-                reader.pos = len(buf) - keep
+            if end - pos > keep:
+                write(memoryview(buf)[pos : end - keep])
+                reader.pos = end - keep
             reader.more()
             start = reader.pos
         if filename is None:

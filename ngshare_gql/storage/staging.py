@@ -4,13 +4,14 @@ The multipart parser (:mod:`.multipart`, werkzeug's for other bodies) writes
 each uploaded part to the file object that :meth:`StagingRequest._get_file_stream`
 returns.  Ours computes sha256 and size
 on the way and enforces the per-file limit, so the bytes are read from the
-socket once, hashed once, written once, and never held whole in memory.
+socket once, written once, hashed once, and never held whole in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import queue
 import tempfile
@@ -29,24 +30,27 @@ from ngshare_gql.storage.body import body_readinto
 class StagedFile:
     """A writable temp file that knows the sha256 and size of what was written.
 
-    Large writes go to the file at once and are hashed by a helper thread while
-    the request thread goes on reading the socket (hashlib, file writes and
-    ``recv`` all release the GIL), so an upload takes about the longer of hashing
-    and receiving rather than their sum.  Methods that need the digest or the
-    finished file wait for the helper first and re-raise what it failed with.
+    Every write goes to the file at once.  Once an upload is large, a helper thread
+    hashes what has been written, reading it back from the page cache through a
+    memory map (no copy), while the request thread goes on receiving (hashlib,
+    file writes and ``recv`` all release the GIL): an upload takes about the longer
+    of hashing and receiving rather than their sum.  No write keeps its buffer, so
+    the parser reuses one.  Methods that need the digest or the finished file wait
+    for the helper first and re-raise what it failed with.
     """
 
-    PIPELINE_FROM = 256 * 1024  # bytes in one write that are worth handing over
-    IN_FLIGHT = 4  # writes queued at most: bounds the memory one upload holds
+    HASH_BEHIND_FROM = 256 * 1024  # bytes in one write that are worth handing over
+    WINDOW = 4 * 1024 * 1024  # mapped at once by the helper: bounds the memory it holds
 
     def __init__(self, directory: str, max_size: int) -> None:
         fd, self.path = tempfile.mkstemp(prefix="upload-", dir=directory)
-        self._file: IO[bytes] = os.fdopen(fd, "w+b")
+        self._file: IO[bytes] = os.fdopen(fd, "w+b", buffering=0)
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_size = max_size
+        self._hashed = 0  # bytes of the file hashed so far
         self._sha256: str | None = None
-        self._queue: queue.Queue[bytes | memoryview | None] | None = None
+        self._queue: queue.SimpleQueue[int | None] | None = None
         self._helper: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -58,28 +62,48 @@ class StagedFile:
             raise RequestEntityTooLarge(f"a file is larger than the limit of {self.max_size} bytes")
         if self._error is not None:
             raise self._error
-        self._file.write(data)
-        if self._queue is None and n < self.PIPELINE_FROM:
+        written = self._file.write(data)
+        if written != n:  # a short write (a signal, a full disk): finish it
+            with memoryview(data) as rest:
+                while written < n:
+                    written += self._file.write(rest[written:])
+        if self._queue is None and n < self.HASH_BEHIND_FROM:
             self._hash.update(data)
+            self._hashed += n
             return n
         if self._queue is None:
-            self._queue = queue.Queue(self.IN_FLIGHT)
-            self._helper = threading.Thread(target=self._hash_queued, name="staging", daemon=True)
+            self._queue = queue.SimpleQueue()
+            self._helper = threading.Thread(target=self._hash_behind, name="staging", daemon=True)
             self._helper.start()
-        self._queue.put(data)
+        self._queue.put(self.size)
         return n
 
-    def _hash_queued(self) -> None:
+    def _hash_behind(self) -> None:
+        """The helper: hash the file up to each size the request thread reports."""
         assert self._queue is not None
-        while (data := self._queue.get()) is not None:
+        fd = self._file.fileno()
+        while (end := self._queue.get()) is not None:
             if self._error is None:  # after a failure, only empty the queue
                 try:
-                    self._hash.update(data)
+                    self._hash_until(fd, end)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the request thread
                     self._error = exc
 
+    def _hash_until(self, fd: int, end: int) -> None:
+        while self._hashed < end:
+            start = self._hashed - self._hashed % mmap.ALLOCATIONGRANULARITY
+            stop = min(end, start + self.WINDOW)
+            try:
+                mapped = mmap.mmap(fd, stop - start, prot=mmap.PROT_READ, offset=start)
+            except OSError:  # a file system that can't map files: read the bytes back
+                self._hash.update(os.pread(fd, stop - self._hashed, self._hashed))
+            else:
+                with mapped, memoryview(mapped) as view, view[self._hashed - start :] as fresh:
+                    self._hash.update(fresh)
+            self._hashed = stop
+
     def _settle(self) -> None:
-        """Wait until every write is hashed and on file; raise what failed."""
+        """Wait until every write is hashed; raise what failed."""
         if self._helper is not None and self._queue is not None:
             self._queue.put(None)
             self._helper.join()
@@ -101,7 +125,6 @@ class StagedFile:
 
     def flush(self) -> None:
         self._settle()
-        self._file.flush()
 
     def close(self) -> None:
         self._settle()
@@ -124,10 +147,8 @@ class StagedFile:
         return self._sha256
 
     def finish(self) -> None:
-        """Flush to disk so the path can be read, renamed or uploaded."""
+        """Wait for the hash, so the path can be read, renamed or uploaded."""
         self._settle()
-        if not self._file.closed:
-            self._file.flush()
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
