@@ -140,9 +140,7 @@ def _median(runs: list[dict]) -> dict:
 def _attempt(fn, svc, server, data: Data, work: str, run: int = 0) -> dict:
     """A workload's numbers, or what went wrong (a failure is a result too)."""
     os.makedirs(work, exist_ok=True)
-    # Write back the dirty pages the previous steps left (the input files, the other
-    # service's uploads), so neither service is throttled for the other's writes.
-    os.sync()
+    physical.settle(work)
     try:
         result = fn(svc, server.pid, data, work, run)
     except Exception as exc:  # noqa: BLE001 - reported, not hidden

@@ -1,4 +1,5 @@
-"""What this machine can do at best, measured in the same run: sha256 and loopback TCP."""
+"""What this machine can do at best, measured in the same run (sha256 and loopback
+TCP), and the step that levels its state before each timed step (:func:`settle`)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,27 @@ def loopback_throughput(total: int) -> float:
     seconds = time.perf_counter() - t0
     server.close()
     return (received / MB) / seconds
+
+
+WARM_UP = 256 * MB
+
+
+def settle(directory: str) -> None:
+    """Level the machine before a timed step, so a step measures its service.
+
+    First write back the dirty pages earlier steps left (input files, the other
+    service's uploads), so neither service is throttled for the other's writes.
+    Then write and delete a scratch file of :data:`WARM_UP` bytes: this VM's
+    hypervisor takes back guest memory that has been free a while (free page
+    reporting, DAMON reclaim) and charges about 8 µs per 4 KiB page when it is
+    touched again, which makes the page cache a step fills 8-10x dearer, or not,
+    by the machine's memory history.  Memory freed just before the step is served
+    again at once (see "Fresh memory" in bench/RESULTS.md).
+    """
+    os.sync()
+    path = os.path.join(directory, "warm-up.bin")
+    block = bytes(MB)
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(WARM_UP // MB):
+            f.write(block)
+    os.unlink(path)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from bench.physical import sha256_throughput
+from bench.physical import settle, sha256_throughput
 from bench.workloads import write_random
 from ngshare_gql.client import Client, LocalFile
 from tests.servers import jupyterhub_server
@@ -56,8 +56,8 @@ def run(size: int, uploads: int, work: str) -> dict:
             route = "proxy" if i % 2 == 0 else "direct"
             path = os.path.join(work, "upload.bin")
             write_random(path, size)
-            os.sync()  # no writeback of the input file during the upload
             local = LocalFile.scan("data.bin", path)
+            settle(work)
             client = Client(urls[route], token, timeout=600)
             started = time.perf_counter()
             client.execute_with_files(
