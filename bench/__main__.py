@@ -40,6 +40,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--workloads", default="W1,W2,W3,W4,W5,W6", help="comma-separated subset of W1-W6"
     )
+    parser.add_argument(
+        "--warm-up", type=int, default=physical.WARM_UP // MB, metavar="MB",
+        help="MB written and deleted before each timed step (0: none; see physical.settle)",
+    )
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "out", "latest"))
     parser.add_argument(
         "--ngshare-venv", default=os.path.join(REPO, "bench", "out", "ngshare-venv"),
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
     results: dict = {
         "command": command, "tiny": args.tiny, "blob_store": args.blob_store,
         "workers": args.workers, "threads": args.threads, "repeat": args.repeat,
+        "warm_up_MB": args.warm_up,
         "machine": report.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "sizes": sizes.__dict__, "workloads": {},
@@ -103,14 +108,16 @@ def run(args: argparse.Namespace, command: str) -> dict:
                         print(f"{name} {svc.name} (run {run + 1}) ...", flush=True)
                         runs[svc.name].append(_attempt(
                             workloads.WORKLOADS[name], svc, server, data,
-                            os.path.join(work, svc.name.split()[0]), run,
+                            os.path.join(work, svc.name.split()[0]), args.warm_up, run,
                         ))
                 results["workloads"][name] = {k: _median(v) for k, v in runs.items()}
             if "W6" in selected:
                 svc, server = targets[0]
                 print(f"W6 {svc.name} ...", flush=True)
                 results["workloads"]["W6"] = {
-                    svc.name: _attempt(workloads.w6, svc, server, data, os.path.join(work, "w6"))
+                    svc.name: _attempt(
+                        workloads.w6, svc, server, data, os.path.join(work, "w6"), args.warm_up
+                    )
                 }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -137,10 +144,10 @@ def _median(runs: list[dict]) -> dict:
     return merged
 
 
-def _attempt(fn, svc, server, data: Data, work: str, run: int = 0) -> dict:
+def _attempt(fn, svc, server, data: Data, work: str, warm_up_mb: int, run: int = 0) -> dict:
     """A workload's numbers, or what went wrong (a failure is a result too)."""
     os.makedirs(work, exist_ok=True)
-    physical.settle(work)
+    physical.settle(work, warm_up_mb * MB)
     try:
         result = fn(svc, server.pid, data, work, run)
     except Exception as exc:  # noqa: BLE001 - reported, not hidden

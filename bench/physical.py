@@ -52,12 +52,12 @@ def loopback_throughput(total: int) -> float:
 WARM_UP = 256 * MB
 
 
-def settle(directory: str) -> None:
+def settle(directory: str, warm_up: int = WARM_UP) -> None:
     """Level the machine before a timed step, so a step measures its service.
 
     First write back the dirty pages earlier steps left (input files, the other
     service's uploads), so neither service is throttled for the other's writes.
-    Then write and delete a scratch file of :data:`WARM_UP` bytes: this VM's
+    Then write and delete a scratch file of ``warm_up`` bytes: this VM's
     hypervisor takes back guest memory that has been free a while (free page
     reporting, DAMON reclaim) and charges about 8 µs per 4 KiB page when it is
     touched again, which makes the page cache a step fills 8-10x dearer, or not,
@@ -68,6 +68,6 @@ def settle(directory: str) -> None:
     path = os.path.join(directory, "warm-up.bin")
     block = bytes(MB)
     with open(path, "wb", buffering=0) as f:
-        for _ in range(WARM_UP // MB):
+        for _ in range(warm_up // MB):
             f.write(block)
     os.unlink(path)

@@ -127,7 +127,8 @@ def markdown(results: dict) -> str:
         f"SQLite; {results.get('our_versions')}. "
         f"ngshare: {results.get('ngshare_versions', 'not run')}, "
         "single Tornado process, SQLite. Both identify callers at the same stand-in hub. "
-        "Before each timed step: sync, then a 256 MB warm-up write (`bench.physical.settle`).",
+        f"Before each timed step: sync, then a {results.get('warm_up_MB', 0)} MB warm-up write "
+        "(`bench.physical.settle`).",
         "",
         f"Physical reference: sha256 {results['physical']['sha256_MBps']:.0f} MB/s, loopback TCP "
         f"{results['physical']['loopback_MBps']:.0f} MB/s.",
