@@ -219,6 +219,11 @@ def test_multipart_body_shorter_than_its_content_length(world, app):
     world(response)
 
 
+def test_a_multipart_preamble_longer_than_the_read_buffer(world, app):
+    body = b"p" * (2 * 1024 * 1024) + b"\r\n" + multipart(*good_upload())
+    world(post_multipart(app, body))
+
+
 @pytest.mark.parametrize(
     ("operations", "file_map"),
     [

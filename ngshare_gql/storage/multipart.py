@@ -54,11 +54,9 @@ class _Reader:
         self.pos = 0
 
     def more(self) -> None:
+        # What is kept is at most a delimiter and blanks, or a header block: see find.
         rest = self.end - self.pos
-        if rest + READ_SIZE > len(self.buf):  # a long preamble: grow
-            self.buf = self.buf[self.pos : self.end] + bytearray(READ_SIZE)
-        else:
-            self.buf[:rest] = self.buf[self.pos : self.end]
+        self.buf[:rest] = self.buf[self.pos : self.end]
         with memoryview(self.buf) as view:
             filled, stop = rest, rest + READ_SIZE
             while filled < stop and (n := self._readinto(view[filled:stop])):
@@ -68,14 +66,15 @@ class _Reader:
         self.end = filled
         self.pos = 0
 
-    def find(self, needle: bytes, limit: int | None = None) -> int:
-        """Index (from the cursor) of ``needle``, reading on as needed."""
+    def find(self, needle: bytes, what: str) -> int:
+        """Index (from the cursor) of ``needle``, reading on until ``what`` (the
+        bytes before it) would be longer than :data:`MAX_HEADER_BLOCK`."""
         while True:
             i = self.buf.find(needle, self.pos, self.end)
             if i >= 0:
                 return i - self.pos
-            if limit is not None and self.end - self.pos > limit:
-                raise MultipartError("multipart part headers are too large")
+            if self.end - self.pos > MAX_HEADER_BLOCK:
+                raise MultipartError(f"the multipart {what} is too long")
             self.more()
 
     def take(self, n: int) -> bytes:
@@ -135,17 +134,17 @@ def parse(
     reader = _Reader(readinto)
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, FileStorage]] = []
-    reader.take(reader.find(delimiter) + len(delimiter))  # the preamble
+    reader.take(reader.find(delimiter, "preamble") + len(delimiter))
     parts = 0
     while True:
         while reader.end - reader.pos < 2:
             reader.more()
         if reader.buf.startswith(b"--", reader.pos, reader.end):
             return fields, files  # the closing delimiter; the epilogue is ignored
-        line_end = reader.find(b"\r\n", limit=MAX_HEADER_BLOCK)
+        line_end = reader.find(b"\r\n", "boundary line")
         if reader.take(line_end).strip(b" \t"):
             raise MultipartError("garbage after a multipart boundary")
-        head_end = reader.find(b"\r\n\r\n", limit=MAX_HEADER_BLOCK)
+        head_end = reader.find(b"\r\n\r\n", "part header block")
         headers = _headers(reader.take(head_end + 4))
         parts += 1
         if max_parts is not None and parts > max_parts:
