@@ -96,11 +96,19 @@ class StagedFile:
             try:
                 mapped = mmap.mmap(fd, stop - start, prot=mmap.PROT_READ, offset=start)
             except OSError:  # a file system that can't map files: read the bytes back
-                self._hash.update(os.pread(fd, stop - self._hashed, self._hashed))
-            else:
-                with mapped, memoryview(mapped) as view, view[self._hashed - start :] as fresh:
-                    self._hash.update(fresh)
+                self._hash_read(fd, stop)
+                continue
+            with mapped, memoryview(mapped) as view, view[self._hashed - start :] as fresh:
+                self._hash.update(fresh)
             self._hashed = stop
+
+    def _hash_read(self, fd: int, stop: int) -> None:
+        while self._hashed < stop:
+            data = os.pread(fd, stop - self._hashed, self._hashed)
+            if not data:
+                raise OSError(f"staging file {self.path} is shorter than what was written")
+            self._hash.update(data)
+            self._hashed += len(data)
 
     def _settle(self) -> None:
         """Wait until every write is hashed; raise what failed."""
