@@ -113,3 +113,21 @@ def test_a_download_costs_two_statements_whatever_the_file(app, as_user, course)
     with count_statements(app) as statements:
         refused = client.get(submitted_url, headers={"Authorization": "token st001"})
     assert refused.status_code == 404 and len(statements) <= 2
+
+
+def test_a_release_costs_fixed_statements_per_new_file(app, as_user, course):
+    """Course, roles, the assignment row (insert, lock), the old files (hashes, delete),
+    the update, the event: 8. Per new content on the sql store: the blob row (insert,
+    lock: SQLite takes it with an extra write) and its chunks (count, delete, insert).
+    The file rows: one INSERT each on SQLite, one for all on PostgreSQL. Collecting a
+    replaced content: 3. The assignment's old file list is never loaded."""
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    for files, replaced in (({"a.ipynb": b"x1"}, 0), ({"a": b"x2", "b": b"y2", "c": b"z2"}, 1)):
+        with count_statements(app) as statements:
+            release(as_user("ins"), "c1", "ps1", files, force=True)
+        per_content = 6 if sqlite else 5
+        file_rows = len(files) if sqlite else 1
+        expected = 8 + per_content * len(files) + file_rows + 3 * replaced
+        assert len(statements) == expected, "\n".join(statements)
+        assert not any(s.startswith("SELECT file.") for s in statements), "\n".join(statements)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ngshare_gql.domain import events
 from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
@@ -92,12 +93,16 @@ def release(
     rows = store_files(caller, course_id, files)
     replaced = file_hashes(File.assignment_id == assignment.id)
     db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
-    db.session.expire(assignment, ["files"])
     assignment.released = True
     assignment.released_at = utcnow()
     if due_at is not None:
         assignment.due_at = due_at
-    assignment.files = rows
+    # The new rows are the whole list: setting it without loading the old one (just
+    # deleted) spares a SELECT per release.
+    for row in rows:
+        row.assignment_id = assignment.id
+    db.session.add_all(rows)
+    set_committed_value(assignment, "files", rows)
     events.record(caller, "assignment.released", course_id, name, subject=f"{len(rows)} files")
     db.session.commit()
     collect_unused(replaced)
