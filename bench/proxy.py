@@ -21,11 +21,10 @@ import tempfile
 import time
 
 from bench.physical import settle, sha256_throughput
-from bench.workloads import write_random
+from bench.workloads import MB, write_random
 from ngshare_gql.client import Client, LocalFile
 from tests.servers import jupyterhub_server
 
-MB = 1024 * 1024
 RELEASE = (
     "mutation($a: String!, $f: [FileInput!]!) "
     '{ releaseAssignment(courseId: "bench", name: $a, files: $f) { name } }'
