@@ -1,13 +1,22 @@
-"""Peak memory of a server's whole process tree, sampled in the background.
+"""Peak memory of a server's whole process tree over a timed step.
 
 RSS is summed over the tree as the brief asks (forked workers' shared pages are
 counted once per process); PSS splits shared pages, so it is what the tree holds.
+
+Nothing of the measurement runs inside the benchmark's process during a step: a
+sampling thread there competes with the benchmark's client for the GIL and the
+cores, and slowed 50 MB uploads by up to a quarter (bench/RESULTS.md, "The memory
+sampler").  So peak RSS is the kernel's own high-water mark (``VmHWM``), reset
+through ``clear_refs`` when the step starts: exact, however brief the peak.  The
+kernel keeps no peak PSS, so a sampler process of its own reads it (and RSS, the
+fallback where the mark can't be reset) every ``interval`` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
+import subprocess
+import sys
 
 import psutil
 
@@ -31,8 +40,7 @@ def _field_kb(path: str, field: str) -> int:
 
 
 def tree_memory(pids: list[int]) -> tuple[int, int]:
-    """(RSS, PSS) in bytes summed over ``pids``, read from /proc (cheap enough to
-    sample often: finding the tree is what costs, so callers keep the PID list)."""
+    """(RSS, PSS) in bytes summed over ``pids``, read from /proc."""
     rss = pss = 0
     for p in pids:
         rss += _field_kb(f"/proc/{p}/status", "VmRSS:") * 1024
@@ -40,46 +48,57 @@ def tree_memory(pids: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
+def reset_high_water_marks(pids: list[int]) -> bool:
+    """Start each process's ``VmHWM`` afresh at its current RSS; False if the kernel
+    refused for any of them (not ours to write, a kernel before 4.0)."""
+    try:
+        for p in pids:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def high_water_mark(pids: list[int]) -> int:
+    """Peak RSS in bytes since the last reset, summed over ``pids`` (each process's
+    own peak: at least the tree's peak, never below it)."""
+    return sum(_field_kb(f"/proc/{p}/status", "VmHWM:") * 1024 for p in pids)
+
+
 class PeakRss:
-    """Samples a process tree every ``interval`` s while used as a context manager."""
+    """Peak RSS and PSS of a process tree while used as a context manager."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         self.pid = pid
         self.interval = interval
-        self.idle = 0
-        self.peak = 0
-        self.idle_pss = 0
-        self.peak_pss = 0
+        self.idle = self.peak = self.idle_pss = self.peak_pss = 0
         self._pids: list[int] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._exact = False
+        self._sampler: subprocess.Popen | None = None
 
     def __enter__(self) -> PeakRss:
         self._pids = tree_pids(self.pid)
         self.idle, self.idle_pss = tree_memory(self._pids)
-        self.peak, self.peak_pss = self.idle, self.idle_pss
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._sampler = subprocess.Popen(
+            [sys.executable, "-m", "bench.rss", str(self.interval), str(self.pid)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        if self._sampler.stdout.readline().strip() != "ready":
+            raise RuntimeError("the memory sampler did not start")
+        self._exact = reset_high_water_marks(self._pids)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def _run(self) -> None:
-        ticks = 0
-        while not self._stop.wait(self.interval):
-            ticks += 1
-            if ticks % 20 == 0:  # a worker may have been replaced
-                self._pids = tree_pids(self.pid)
-            self._sample()
-
-    def _sample(self) -> None:
-        rss, pss = tree_memory(self._pids)
-        self.peak = max(self.peak, rss)
-        self.peak_pss = max(self.peak_pss, pss)
+        assert self._sampler is not None
+        sampled_rss, self.peak_pss = map(int, self._sampler.communicate("")[0].split())
+        pids = tree_pids(self.pid)
+        rss, pss = tree_memory(pids)
+        self.peak_pss = max(self.peak_pss, pss, self.idle_pss)
+        if self._exact and pids == self._pids:
+            self.peak = high_water_mark(pids)
+        else:  # the mark could not be reset, or a worker was replaced meanwhile
+            self.peak = max(sampled_rss, rss, self.idle)
 
     def numbers(self) -> dict[str, int]:
         """Idle (when the window opened) and peak, RSS and PSS, in bytes."""
@@ -87,3 +106,23 @@ class PeakRss:
             "rss_idle": self.idle, "rss_peak": self.peak,
             "pss_idle": self.idle_pss, "pss_peak": self.peak_pss,
         }
+
+
+def sample(interval: float, pid: int) -> None:
+    """The sampler process: peak (RSS, PSS) of ``pid``'s tree until stdin closes."""
+    import select
+
+    pids = tree_pids(pid)
+    peak_rss = peak_pss = ticks = 0
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], interval)[0]:
+        ticks += 1
+        if ticks % 20 == 0:  # a worker may have been replaced
+            pids = tree_pids(pid)
+        rss, pss = tree_memory(pids)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+    print(peak_rss, peak_pss, flush=True)
+
+
+if __name__ == "__main__":
+    sample(float(sys.argv[1]), int(sys.argv[2]))
