@@ -125,14 +125,18 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
 
 def _median(runs: list[dict]) -> dict:
-    """One service's runs of a workload: the median run (of two, the better), the
-    highest peak memory, all errors, and every run's time or rate under ``runs``."""
+    """One service's runs of a workload: the median run (of two, the better), with
+    each part of a transfer (upload, download) the median of its own, the highest
+    peak memory, all errors, and every run's time or rate under ``runs``."""
     ok = [r for r in runs if "failed" not in r]
     if not ok:
         return runs[0]
     key = "ops_per_s" if "ops_per_s" in ok[0] else "seconds"
     ordered = sorted(ok, key=lambda r: r[key], reverse=key == "ops_per_s")
     merged = dict(ordered[(len(ordered) - 1) // 2])
+    for k in ("upload_s", "upload_post_s", "download_s"):
+        if k in merged:  # not the part that the median whole happened to have
+            merged[k] = sorted(r[k] for r in ok)[(len(ok) - 1) // 2]
     for k in ("rss_peak", "pss_peak", "dataset_bytes_reuploaded"):
         if k in merged:
             merged[k] = max(r[k] for r in ok)

@@ -1,0 +1,30 @@
+"""How the benchmark sums up repeated runs of a workload."""
+
+from __future__ import annotations
+
+from bench.__main__ import _median
+
+
+def test_each_part_of_a_transfer_is_the_median_of_its_own():
+    runs = [
+        {"seconds": 0.18, "upload_post_s": 0.063, "download_s": 0.079, "rss_peak": 5},
+        {"seconds": 0.20, "upload_post_s": 0.049, "download_s": 0.108, "rss_peak": 7},
+        {"seconds": 0.22, "upload_post_s": 0.050, "download_s": 0.104, "rss_peak": 6},
+    ]
+    merged = _median(runs)
+    assert merged["seconds"] == 0.20
+    assert merged["upload_post_s"] == 0.050  # not 0.049, the median run's own
+    assert merged["download_s"] == 0.104
+    assert merged["rss_peak"] == 7
+    assert merged["runs"] == [0.18, 0.2, 0.22]
+
+
+def test_of_two_runs_the_better_and_failures_are_kept():
+    runs = [
+        {"seconds": 0.30, "upload_post_s": 0.07, "download_s": 0.09, "rss_peak": 5},
+        {"failed": "ConnectionError: refused"},
+        {"seconds": 0.20, "upload_post_s": 0.08, "download_s": 0.06, "rss_peak": 6},
+    ]
+    merged = _median(runs)
+    assert (merged["seconds"], merged["upload_post_s"], merged["download_s"]) == (0.20, 0.07, 0.06)
+    assert merged["failed_runs"] == ["ConnectionError: refused"]
