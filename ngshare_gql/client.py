@@ -98,19 +98,32 @@ class MultipartBody:
 
     def __iter__(self) -> Iterator[bytes | memoryview]:
         """The body in pieces; a file's pieces are views of one reused buffer, each
-        valid until the next is asked for (the HTTP client sends it before that)."""
+        valid until the next is asked for (the HTTP client sends it before that).
+
+        Each file gives exactly the bytes it was scanned with, as the body's length
+        says: one that grew since sends its first ``size`` bytes (their sha256 was
+        declared), one that shrank is an error rather than a body cut short."""
         sent = 0
         buffer = memoryview(bytearray(CHUNK))
         for part in self._parts:
-            if isinstance(part, LocalFile):
-                with open(part.local_path, "rb", buffering=0) as f:
-                    while n := f.readinto(buffer):
-                        sent += n
-                        if self.progress:
-                            self.progress(sent, self.total_files)
-                        yield buffer[:n]
-            else:
+            if not isinstance(part, LocalFile):
                 yield part
+                continue
+            left = part.size
+            with open(part.local_path, "rb", buffering=0) as f:
+                while left:
+                    n = f.readinto(buffer[: min(CHUNK, left)])
+                    if not n:
+                        raise ClientError(
+                            f"{part.local_path} changed while it was being uploaded (it is "
+                            f"shorter than the {part.size} bytes scanned); try again",
+                            "FILE_CHANGED",
+                        )
+                    left -= n
+                    sent += n
+                    if self.progress:
+                        self.progress(sent, self.total_files)
+                    yield buffer[:n]
 
 
 class Client:
