@@ -70,10 +70,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
         "sizes": sizes.__dict__, "workloads": {},
     }
     print("physical reference ...", flush=True)
-    results["physical"] = {
-        "sha256_MBps": physical.sha256_throughput(sizes.sha_probe),
-        "loopback_MBps": physical.loopback_throughput(sizes.socket_probe),
-    }
+    results["physical"] = physical.reference(sizes.sha_probe, sizes.socket_probe)
     ng_python = None if args.no_ngshare else services.ngshare_python(args.ngshare_venv)
     if ng_python:
         results["ngshare_versions"] = report.versions(
@@ -124,6 +121,10 @@ def run(args: argparse.Namespace, command: str) -> dict:
     return results
 
 
+# Parts of a workload's result summed up on their own: whether more is better.
+PARTS = {"upload_s": False, "upload_post_s": False, "download_s": False, "upload_vs_physical": True}
+
+
 def _median(runs: list[dict]) -> dict:
     """One service's runs of a workload: the median run (of two, the better), with
     each part of a transfer (upload, download) the median of its own, the highest
@@ -134,9 +135,11 @@ def _median(runs: list[dict]) -> dict:
     key = "ops_per_s" if "ops_per_s" in ok[0] else "seconds"
     ordered = sorted(ok, key=lambda r: r[key], reverse=key == "ops_per_s")
     merged = dict(ordered[(len(ordered) - 1) // 2])
-    for k in ("upload_s", "upload_post_s", "download_s"):
+    for k, higher_is_better in PARTS.items():
         if k in merged:  # not the part that the median whole happened to have
-            merged[k] = sorted(r[k] for r in ok)[(len(ok) - 1) // 2]
+            values = sorted((r[k] for r in ok), reverse=higher_is_better)
+            merged[k] = values[(len(ok) - 1) // 2]
+            merged[f"{k}_runs"] = [round(r[k], 3) for r in ok]
     for k in ("rss_peak", "pss_peak", "dataset_bytes_reuploaded"):
         if k in merged:
             merged[k] = max(r[k] for r in ok)

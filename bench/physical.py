@@ -1,5 +1,6 @@
 """What this machine can do at best, measured in the same run (sha256 and loopback
-TCP), and the step that levels its state before each timed step (:func:`settle`)."""
+TCP; :func:`reference`), and the step that levels its state before each timed step
+(:func:`settle`)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ def loopback_throughput(total: int) -> float:
     seconds = time.perf_counter() - t0
     server.close()
     return (received / MB) / seconds
+
+
+def reference(sha_probe: int, socket_probe: int) -> dict[str, float]:
+    """Both references now: measured beside a timed upload, so that its fraction of
+    them compares two things the machine did at the same time."""
+    return {
+        "sha256_MBps": sha256_throughput(sha_probe),
+        "loopback_MBps": loopback_throughput(socket_probe),
+    }
 
 
 WARM_UP = 256 * MB

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bench import physical
 from bench.rss import PeakRss
 
 MB = 1024 * 1024
@@ -123,8 +124,11 @@ def setup(svc, data: Data) -> None:
 
 
 def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
-    """Release one big file and download it (a student), verified on arrival."""
+    """Release one big file and download it (a student), verified on arrival; the
+    upload's throughput as a fraction of the physical reference measured just before."""
     dest = os.path.join(work, "w1")
+    size = data.sizes.w1_file
+    beside = physical.reference(size, 4 * size)
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
         svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1(run))])
@@ -132,9 +136,11 @@ def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
         svc.fetch("s000", COURSE, f"w1-{run}", dest)
         t2 = time.perf_counter()
     intact = sha256_of(os.path.join(dest, "big.bin")) == data.sha[data.w1(run)]
+    upload_mbps = size / MB / svc.last_post_seconds
     return {
         "seconds": t2 - t0, "upload_s": t1 - t0, "upload_post_s": svc.last_post_seconds,
-        "download_s": t2 - t1, "bytes": data.sizes.w1_file, "intact": intact,
+        "download_s": t2 - t1, "bytes": size, "intact": intact,
+        "physical_beside": beside, "upload_vs_physical": upload_mbps / min(beside.values()),
         **rss.numbers(),
     }
 

@@ -17,6 +17,18 @@ def test_each_part_of_a_transfer_is_the_median_of_its_own():
     assert merged["download_s"] == 0.104
     assert merged["rss_peak"] == 7
     assert merged["runs"] == [0.18, 0.2, 0.22]
+    assert merged["upload_post_s_runs"] == [0.063, 0.049, 0.05]
+
+
+def test_a_fraction_of_the_physical_reference_is_better_higher():
+    runs = [
+        {"seconds": 0.20, "upload_post_s": 0.06, "upload_vs_physical": 0.48},
+        {"seconds": 0.21, "upload_post_s": 0.05, "upload_vs_physical": 0.55},
+    ]
+    merged = _median(runs)
+    assert merged["upload_vs_physical"] == 0.55  # of two, the better: the higher
+    assert merged["upload_post_s"] == 0.05
+    assert merged["upload_vs_physical_runs"] == [0.48, 0.55]
 
 
 def test_of_two_runs_the_better_and_failures_are_kept():

@@ -48,6 +48,10 @@ def test_tiny_benchmark_runs_both_services(tmp_path):
     assert w["W5"][NG]["dataset_bytes_reuploaded"] == sizes["students"] * sizes["release_data"]
     assert w["W6"][OURS]["intact"] and NG not in w["W6"]
     assert results["physical"]["sha256_MBps"] > 0 and results["physical"]["loopback_MBps"] > 0
+    w1 = w["W1"][OURS]
+    assert w1["physical_beside"]["sha256_MBps"] > 0 and w1["physical_beside"]["loopback_MBps"] > 0
+    best = max(w1["upload_vs_physical_runs"])
+    assert 0 < w1["upload_vs_physical"] == pytest.approx(best, abs=1e-3)
     report = (out / "results.md").read_text()
     assert "| W5 |" in report and "| target | goal | measured | met |" in report
 
