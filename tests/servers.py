@@ -107,7 +107,8 @@ def gunicorn_server(
     port: int | None = None,
     upgrade: bool = True,
 ) -> Iterator[str]:
-    """Run ``gunicorn wsgi:app`` (gthread) on loopback; yields its base URL."""
+    """Run ``gunicorn wsgi:app`` (gthread, deploy/gunicorn.conf.py) on loopback; yields
+    its base URL."""
     if upgrade:
         flask_cli(env, "db", "upgrade")
     port = port or free_port()
@@ -115,6 +116,7 @@ def gunicorn_server(
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "wsgi:app",
+            "--config", os.path.join(REPO, "deploy", "gunicorn.conf.py"),  # as deployed
             "--worker-class", "gthread",
             "--workers", str(workers),
             "--threads", str(threads),

@@ -10,6 +10,7 @@ import os
 import re
 import runpy
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -107,3 +108,22 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch, tmp_path):
     assert os.listdir(tmp_path / "metrics") == []
     monkeypatch.setenv("NGSHARE_BIND", "0.0.0.0:9000")
     assert runpy.run_path(path)["bind"] == "0.0.0.0:9000"
+
+
+def test_a_worker_keeps_its_startup_objects_out_of_full_collections(tmp_path):
+    """After ``post_worker_init`` the app's ~100,000 startup objects are frozen, so a
+    full collection walks only what came later (it walked them all: 50-70 ms)."""
+    code = (
+        "import gc, runpy, sys; import wsgi; "
+        "conf = runpy.run_path(sys.argv[1]); conf['post_worker_init'](None); "
+        "print(gc.get_freeze_count(), len(gc.get_objects()))"
+    )
+    env = dict(os.environ, NGSHARE_AUTH="dev", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "m"),
+               NGSHARE_DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite")
+    out = subprocess.run(
+        [sys.executable, "-c", code, os.path.join(DEPLOY, "gunicorn.conf.py")],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    frozen, tracked = map(int, out)
+    assert frozen > 50_000
+    assert tracked < frozen / 20
