@@ -27,5 +27,6 @@ cat <<BANNER
   Health:    http://127.0.0.1:${PORT}/healthz
 
 BANNER
-exec gunicorn wsgi:app --worker-class gthread --workers 2 --threads 4 \
-  --bind "127.0.0.1:${PORT}" --no-control-socket --access-logfile -
+# The deployed settings (deploy/gunicorn.conf.py), on loopback, with an access log.
+exec gunicorn --config deploy/gunicorn.conf.py wsgi:app --workers 2 --threads 4 \
+  --bind "127.0.0.1:${PORT}" --access-logfile -
