@@ -3,13 +3,14 @@
 RSS is summed over the tree as the brief asks (forked workers' shared pages are
 counted once per process); PSS splits shared pages, so it is what the tree holds.
 
-Nothing of the measurement runs inside the benchmark's process during a step: a
-sampling thread there competes with the benchmark's client for the GIL and the
-cores, and slowed 50 MB uploads by up to a quarter (bench/RESULTS.md, "The memory
-sampler").  So peak RSS is the kernel's own high-water mark (``VmHWM``), reset
-through ``clear_refs`` when the step starts: exact, however brief the peak.  The
-kernel keeps no peak PSS, so a sampler process of its own reads it (and RSS, the
-fallback where the mark can't be reset) every ``interval`` seconds.
+Peak RSS is the kernel's own high-water mark (``VmHWM``), reset through
+``clear_refs`` when the step starts: exact however brief the peak, where a sampler
+can miss anything shorter than its interval (W1's upload on our side lasts about
+60 ms).  The kernel keeps no peak PSS, so a sampler process reads it (and RSS, the
+fallback where the mark can't be reset) every ``interval`` seconds; a process of
+its own, so it never holds the GIL the benchmark's client needs.  (Whether the
+sampler sat in the client's process or not made no difference that runs of W1
+could show: bench/RESULTS.md, "Measuring memory".)
 """
 
 from __future__ import annotations
