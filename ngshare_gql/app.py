@@ -103,11 +103,11 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     url = _database_url(settings, app.instance_path)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=(
-            {"connect_args": {"timeout": 30}}
-            if url.startswith("sqlite")
-            else {"pool_pre_ping": True}
-        ),
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_size": settings.db_pool_size,
+            **({"connect_args": {"timeout": 30}} if url.startswith("sqlite")
+               else {"pool_pre_ping": True}),
+        },
         # The operation's files plus its small JSON parts.
         MAX_CONTENT_LENGTH=settings.max_upload_size + 16 * 1024 * 1024,
         SECRET_KEY=settings.secret_key or os.urandom(32),

@@ -33,6 +33,10 @@ class Settings:
     hub_timeout: float = 5.0
     identity_cache_ttl: float = 60.0
     identity_failure_ttl: float = 2.0
+    # Database connections a worker keeps open: one per request thread, so a busy
+    # moment does not open and close connections (a fork on PostgreSQL, a schema
+    # parse on SQLite) that the pool would otherwise drop again.
+    db_pool_size: int = 8
     service_prefix: str = "/"
     service_name: str = "ngshare-gql"
     instructor_group: str = "formgrade-{course}"
@@ -117,6 +121,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         hub_api_url=(get("JUPYTERHUB_API_URL", Settings.hub_api_url) or "").rstrip("/"),
         hub_timeout=float(get("NGSHARE_HUB_TIMEOUT", "5")),
         identity_cache_ttl=float(get("NGSHARE_IDENTITY_CACHE_TTL", "60")),
+        db_pool_size=int(get("NGSHARE_DB_POOL_SIZE", get("NGSHARE_THREADS", "8"))),
         service_prefix=prefix,
         service_name=get("JUPYTERHUB_SERVICE_NAME", "ngshare-gql"),
         instructor_group=get("NGSHARE_INSTRUCTOR_GROUP", Settings.instructor_group),
