@@ -64,6 +64,12 @@ def on_starting(server) -> None:
             os.remove(os.path.join(_metrics_dir, name))
 
 
+def post_fork(server, worker) -> None:
+    """The app keeps a database connection per request thread: tell it how many
+    threads this worker really has (``--threads`` may override NGSHARE_THREADS)."""
+    os.environ.setdefault("NGSHARE_DB_POOL_SIZE", str(worker.cfg.threads))
+
+
 def post_worker_init(worker) -> None:
     """Keep what the worker made while loading the app (modules, the schema, the ORM's
     mappers: ~100,000 objects that live as long as it does) out of the cyclic garbage

@@ -80,6 +80,17 @@ def _identity(settings: config.Settings) -> HubIdentity | DevIdentity:
     )
 
 
+def _engine_options(url: str, pool_size: int) -> dict:
+    """SQLAlchemy's engine options: a pooled connection per request thread (an
+    in-memory SQLite database is one static connection, with no pool to size)."""
+    if not url.startswith("sqlite"):
+        return {"pool_pre_ping": True, "pool_size": pool_size}
+    options: dict = {"connect_args": {"timeout": 30}}
+    if sa.engine.make_url(url).database not in (None, "", ":memory:"):
+        options["pool_size"] = pool_size
+    return options
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -103,11 +114,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     url = _database_url(settings, app.instance_path)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS={
-            "pool_size": settings.db_pool_size,
-            **({"connect_args": {"timeout": 30}} if url.startswith("sqlite")
-               else {"pool_pre_ping": True}),
-        },
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(url, settings.db_pool_size),
         # The operation's files plus its small JSON parts.
         MAX_CONTENT_LENGTH=settings.max_upload_size + 16 * 1024 * 1024,
         SECRET_KEY=settings.secret_key or os.urandom(32),

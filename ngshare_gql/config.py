@@ -103,6 +103,17 @@ def _default_graphiql_assets() -> str | None:
     return folder if os.path.isfile(os.path.join(folder, "graphiql.min.js")) else None
 
 
+def _pool_size(get) -> int:
+    """NGSHARE_DB_POOL_SIZE, else the request threads (NGSHARE_THREADS), else 8."""
+    for name in ("NGSHARE_DB_POOL_SIZE", "NGSHARE_THREADS"):
+        value = get(name)
+        if value is not None:
+            if not value.strip().isdigit() or int(value) < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+            return int(value)
+    return Settings.db_pool_size
+
+
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``NGSHARE_*`` and ``JUPYTERHUB_*`` variables."""
     env = os.environ if environ is None else environ
@@ -121,7 +132,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         hub_api_url=(get("JUPYTERHUB_API_URL", Settings.hub_api_url) or "").rstrip("/"),
         hub_timeout=float(get("NGSHARE_HUB_TIMEOUT", "5")),
         identity_cache_ttl=float(get("NGSHARE_IDENTITY_CACHE_TTL", "60")),
-        db_pool_size=int(get("NGSHARE_DB_POOL_SIZE", get("NGSHARE_THREADS", "8"))),
+        db_pool_size=_pool_size(get),
         service_prefix=prefix,
         service_name=get("JUPYTERHUB_SERVICE_NAME", "ngshare-gql"),
         instructor_group=get("NGSHARE_INSTRUCTOR_GROUP", Settings.instructor_group),
