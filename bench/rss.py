@@ -4,13 +4,15 @@ RSS is summed over the tree as the brief asks (forked workers' shared pages are
 counted once per process); PSS splits shared pages, so it is what the tree holds.
 
 Peak RSS is the kernel's own high-water mark (``VmHWM``), reset through
-``clear_refs`` when the step starts: exact however brief the peak, where a sampler
+``clear_refs`` when the step starts: caught however brief the peak, where a sampler
 can miss anything shorter than its interval (W1's upload on our side lasts about
-60 ms).  The kernel keeps no peak PSS, so a sampler process reads it (and RSS, the
-fallback where the mark can't be reset) every ``interval`` seconds; a process of
-its own, so it never holds the GIL the benchmark's client needs.  (Whether the
-sampler sat in the client's process or not made no difference that runs of W1
-could show: bench/RESULTS.md, "Measuring memory".)
+60 ms).  Summed over the processes of a tree, each one's own peak, it can only
+overstate the tree's peak, never understate it.  The kernel keeps no peak PSS, so
+a sampler process reads it (and RSS, the fallback where the mark can't be reset)
+every ``interval`` seconds; a process of its own, so it never holds the GIL the
+benchmark's client needs.  (Whether the sampler sat in the client's process or
+not made no difference that runs of W1 could show: bench/RESULTS.md, "Measuring
+memory".)
 """
 
 from __future__ import annotations
@@ -86,17 +88,24 @@ class PeakRss:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         if self._sampler.stdout.readline().strip() != "ready":
+            self._sampler.kill()
+            self._sampler.communicate()
             raise RuntimeError("the memory sampler did not start")
         self._exact = reset_high_water_marks(self._pids)
         return self
 
     def __exit__(self, *exc) -> None:
         assert self._sampler is not None
-        sampled_rss, self.peak_pss = map(int, self._sampler.communicate("")[0].split())
+        try:
+            out = self._sampler.communicate("", timeout=30)[0].split()
+        except subprocess.TimeoutExpired:
+            self._sampler.kill()
+            out = self._sampler.communicate()[0].split()
+        sampled_rss, self.peak_pss = (int(out[0]), int(out[1])) if len(out) == 2 else (0, 0)
         pids = tree_pids(self.pid)
         rss, pss = tree_memory(pids)
         self.peak_pss = max(self.peak_pss, pss, self.idle_pss)
-        if self._exact and pids == self._pids:
+        if self._exact and set(pids) == set(self._pids):
             self.peak = high_water_mark(pids)
         else:  # the mark could not be reset, or a worker was replaced meanwhile
             self.peak = max(sampled_rss, rss, self.idle)

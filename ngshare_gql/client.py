@@ -100,9 +100,10 @@ class MultipartBody:
         """The body in pieces; a file's pieces are views of one reused buffer, each
         valid until the next is asked for (the HTTP client sends it before that).
 
-        Each file gives exactly the bytes it was scanned with, as the body's length
-        says: one that grew since sends its first ``size`` bytes (their sha256 was
-        declared), one that shrank is an error rather than a body cut short."""
+        Each file gives exactly as many bytes as it was scanned with, as the body's
+        length says: one that grew since sends its first ``size`` bytes (the server's
+        sha256 check refuses them if they changed too), one that shrank is an error
+        rather than a body cut short."""
         sent = 0
         buffer = memoryview(bytearray(CHUNK))
         for part in self._parts:

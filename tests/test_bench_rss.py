@@ -55,6 +55,7 @@ def test_a_peak_between_two_samples_is_caught_exactly(burster):
     with PeakRss(child.pid, interval=30.0) as rss:  # no sample during the step
         say("go", "held")
         say("free", "freed")
+    assert rss._exact  # the kernel's mark, not a sample
     numbers = rss.numbers()
     assert numbers["rss_peak"] - numbers["rss_idle"] >= 190 * MB
     assert numbers["rss_peak"] - numbers["rss_idle"] < 260 * MB
@@ -78,5 +79,15 @@ def test_the_high_water_mark_starts_afresh_at_each_step(burster):
     say("free", "freed")  # a peak before the step must not count in it
     with PeakRss(child.pid, interval=30.0) as rss:
         pass
+    assert rss._exact
     numbers = rss.numbers()
     assert numbers["rss_peak"] - numbers["rss_idle"] < 20 * MB
+
+
+def test_a_sampler_that_does_not_start_is_reaped(burster, monkeypatch):
+    child, _say = burster
+    monkeypatch.setattr(bench_rss.sys, "executable", "/bin/true")
+    meter = PeakRss(child.pid)
+    with pytest.raises(RuntimeError, match="did not start"):
+        meter.__enter__()
+    assert meter._sampler.returncode is not None

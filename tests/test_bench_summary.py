@@ -40,3 +40,18 @@ def test_of_two_runs_the_better_and_failures_are_kept():
     merged = _median(runs)
     assert (merged["seconds"], merged["upload_post_s"], merged["download_s"]) == (0.20, 0.07, 0.06)
     assert merged["failed_runs"] == ["ConnectionError: refused"]
+
+
+def test_the_upload_target_reads_runs_from_before_the_reference_beside_each_upload():
+    from bench.report import OURS, targets
+
+    w1 = {"bytes": 50 * 2**20, "upload_post_s": 0.05}
+    old = {"physical": {"sha256_MBps": 1700.0, "loopback_MBps": 4000.0},
+           "workloads": {"W1": {OURS: w1}}}
+    row = next(r for r in targets(old) if r[0].startswith("W1 upload"))
+    assert row[2] == "1000 MB/s is 59% of the run's first (1700 MB/s)" and row[3] is True
+    old["workloads"]["W1"][OURS] = {**w1, "upload_vs_physical": 0.45,
+                                    "upload_vs_physical_runs": [0.45, 0.4]}
+    row = next(r for r in targets(old) if r[0].startswith("W1 upload"))
+    assert row[2].startswith("45% (runs 45%, 40%) of the reference measured beside each")
+    assert row[3] is False
