@@ -116,13 +116,12 @@ def gunicorn_server(
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "wsgi:app",
-            "--config", os.path.join(REPO, "deploy", "gunicorn.conf.py"),  # as deployed
-            "--worker-class", "gthread",
+            # As deployed: gthread, a 120 s timeout, no control socket (several
+            # instances on one machine must not clash), startup objects frozen.
+            "--config", os.path.join(REPO, "deploy", "gunicorn.conf.py"),
             "--workers", str(workers),
             "--threads", str(threads),
             "--bind", f"127.0.0.1:{port}",
-            "--timeout", "120",
-            "--no-control-socket",  # several instances on one machine must not clash
         ],
         cwd=REPO,
         env=env,
