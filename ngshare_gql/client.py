@@ -12,15 +12,24 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int, int], None]
+
+# A kept-alive connection idle longer than this is not used again.  Servers close
+# idle connections after a while (gunicorn and Node's http server, which JupyterHub's
+# proxy runs on, after 5 s), and a request sent just as that happens is lost: the
+# client sees a reset it cannot tell from a service that failed mid-request.  Hashing a
+# large dataset between two calls leaves the connection idle that long.
+IDLE_REUSE_LIMIT = 2.0
 
 
 class ClientError(Exception):
@@ -128,13 +137,42 @@ class MultipartBody:
 
 
 class Client:
-    """Talks to one service at ``url`` (its base, ending with '/') with one token."""
+    """Talks to one service at ``url`` (its base, ending with '/') with one token;
+    one thread at a time."""
 
-    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, token: str, timeout: float = 60.0, idle_limit: float = IDLE_REUSE_LIMIT
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout
+        self.idle_limit = idle_limit
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"token {token}"
+        self._last_answer = time.monotonic()
+
+    def _connection(self) -> None:
+        """Before a request: drop the kept-alive connection if it has been idle longer
+        than ``idle_limit`` (see :data:`IDLE_REUSE_LIMIT`), so the request opens a new one."""
+        if time.monotonic() - self._last_answer > self.idle_limit:
+            self.session.close()  # closes the pooled connections; the session stays usable
+
+    def _lost(self, exc: requests.RequestException, doing: str) -> ClientError:
+        """What a connection failure means to the user: no service to connect to, one
+        that stopped sending, or a connection that broke off after the request went out."""
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps it
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+            return ClientError(
+                f"cannot reach the exchange service at {self.url}; is it running?",
+                "SERVICE_UNREACHABLE",
+            )
+        if isinstance(reason, ReadTimeoutError):
+            return ClientError(f"the exchange service at {self.url} timed out {doing}", "TIMEOUT")
+        return ClientError(
+            f"the connection to the exchange service at {self.url} broke off {doing}; "
+            "try again",
+            "CONNECTION_LOST",
+        )
 
     # --- GraphQL --------------------------------------------------------------------
     def execute(self, query: str, variables: dict | None = None) -> dict:
@@ -160,6 +198,7 @@ class Client:
         return self._send(body=body)
 
     def _send(self, json_body: dict | None = None, body: MultipartBody | None = None) -> dict:
+        self._connection()
         try:
             if body is not None:
                 response = self.session.post(
@@ -172,13 +211,14 @@ class Client:
                 response = self.session.post(
                     self.url + "graphql", json=json_body, timeout=self.timeout
                 )
-        except requests.ConnectionError:
-            raise ClientError(
-                f"cannot reach the exchange service at {self.url}; is it running?",
-                "SERVICE_UNREACHABLE",
+        except requests.ConnectionError as exc:
+            raise self._lost(
+                exc, "before it answered (the operation may or may not have been carried out)"
             ) from None
         except requests.Timeout:
             raise ClientError(f"the exchange service at {self.url} timed out", "TIMEOUT") from None
+        finally:
+            self._last_answer = time.monotonic()
         try:
             payload = response.json()
         except ValueError:
@@ -222,6 +262,7 @@ class Client:
         tmp = f"{dest}.part-{secrets.token_hex(4)}"
         digest = hashlib.sha256()
         received = 0
+        self._connection()
         try:
             with self.session.get(full, stream=True, timeout=self.timeout) as response:
                 if response.status_code != 200:
@@ -243,11 +284,16 @@ class Client:
                     "CORRUPT_DOWNLOAD",
                 )
             os.replace(tmp, dest)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            # the second: the body ended before its Content-Length (a worker restarted)
+            raise self._lost(exc, f"during the download of {os.path.basename(dest)}") from None
+        except requests.Timeout:
             raise ClientError(
-                f"cannot reach the exchange service at {self.url}; is it running?",
-                "SERVICE_UNREACHABLE",
+                f"the exchange service at {self.url} timed out before sending "
+                f"{os.path.basename(dest)}",
+                "TIMEOUT",
             ) from None
         finally:
+            self._last_answer = time.monotonic()
             if os.path.exists(tmp):
                 os.unlink(tmp)
