@@ -19,11 +19,20 @@ from ngshare_gql.extensions import db
 from ngshare_gql.models import Course, Member, Role
 
 # Built once, with parameters: building a statement costs about as much as running
-# it on SQLite, and these two run for nearly every request.
-_ROLES_IN_COURSE = sa.select(Member.role).where(
-    Member.course_id == sa.bindparam("course"), Member.user == sa.bindparam("user")
+# it on SQLite, and these run for nearly every request.  Each loads the course rows with
+# the caller's roles, so that checking a role and using the course cost one statement.
+_COURSE_AND_ROLES = (
+    sa.select(Course, Member.role)
+    .outerjoin(
+        Member, sa.and_(Member.course_id == Course.id, Member.user == sa.bindparam("user"))
+    )
+    .where(Course.id == sa.bindparam("course"))
 )
-_ALL_ROLES = sa.select(Member.course_id, Member.role).where(Member.user == sa.bindparam("user"))
+_MEMBERSHIPS = (
+    sa.select(Course, Member.role)
+    .join(Member, Member.course_id == Course.id)
+    .where(Member.user == sa.bindparam("user"))
+)
 
 
 @dataclass(frozen=True)
@@ -70,18 +79,43 @@ class Caller:
 
     def roles_in(self, course_id: str) -> set[Role]:
         if course_id not in self._roles:
-            rows = db.session.scalars(_ROLES_IN_COURSE, {"course": course_id, "user": self.name})
-            roles = set(rows) | self.groups.roles_from_groups(self.identity.groups, course_id)
-            self._roles[course_id] = roles
+            self._course(course_id)
+            self._roles.setdefault(course_id, self._group_roles(course_id))
         return self._roles[course_id]
 
     def all_roles(self) -> dict[str, set[Role]]:
         """Every course the caller holds a role in (roster or hub groups)."""
-        found = self.groups.courses_from_groups(self.identity.groups)
-        for course_id, role in db.session.execute(_ALL_ROLES, {"user": self.name}):
-            found.setdefault(course_id, set()).add(role)
-        self._roles.update(found)
+        return {course_id: roles for course_id, (_, roles) in self.memberships().items()}
+
+    def memberships(self) -> dict[str, tuple[Course | None, set[Role]]]:
+        """Every course the caller holds a role in, with its row if it has one yet (a
+        course named only by a hub group may not): one statement."""
+        found: dict[str, tuple[Course | None, set[Role]]] = {
+            course_id: (None, roles)
+            for course_id, roles in self.groups.courses_from_groups(self.identity.groups).items()
+        }
+        for course, role in db.session.execute(_MEMBERSHIPS, {"user": self.name}):
+            found.setdefault(course.id, (None, set()))
+            found[course.id] = (course, found[course.id][1] | {role})
+        self._roles.update((course_id, roles) for course_id, (_, roles) in found.items())
         return found
+
+    def _group_roles(self, course_id: str) -> set[Role]:
+        return self.groups.roles_from_groups(self.identity.groups, course_id)
+
+    def _course(self, course_id: str) -> Course | None:
+        """The course's row, if there is one; the caller's roles in it come with it in
+        the same statement when they are not known yet."""
+        if course_id in self._roles:
+            return db.session.get(Course, course_id)
+        rows = db.session.execute(
+            _COURSE_AND_ROLES, {"course": course_id, "user": self.name}
+        ).all()
+        if not rows:
+            return None
+        roster = {role for _, role in rows if role is not None}
+        self._roles[course_id] = roster | self._group_roles(course_id)
+        return rows[0][0]
 
     def is_instructor(self, course_id: str) -> bool:
         return self.admin or Role.INSTRUCTOR in self.roles_in(course_id)
@@ -98,8 +132,8 @@ class Caller:
 
     def require_course(self, course_id: str) -> Course:
         """The course, if the caller holds any role in it (admins see every course)."""
-        course = db.session.get(Course, course_id)
-        if course is None and self.groups.roles_from_groups(self.identity.groups, course_id):
+        course = self._course(course_id)
+        if course is None and self._group_roles(course_id):
             # A hub group names the course: it exists as soon as its members use it.
             course = Course(id=course_id, title=course_id)
             db.session.add(course)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -59,9 +60,9 @@ def test_listing_submissions_costs_constant_statements(app, as_user, course, stu
     submissions = data["course"]["assignments"][0]["submissions"]
     assert len(submissions) == students
     assert all(len(s["files"]) == 3 and len(s["feedback"]) == 1 for s in submissions)
-    # course, roles, assignments + their files; ps1: submissions, their files, feedback,
-    # feedback files; ps2 (no submissions): one query, nothing further to load.
-    assert len(statements) == 4 + 4 + 1, "\n".join(statements)
+    # course with the caller's roles, assignments + their files; ps1: submissions, their
+    # files, feedback, feedback files; ps2 (no submissions): one query, nothing further.
+    assert len(statements) == 3 + 4 + 1, "\n".join(statements)
 
 
 def test_collect_costs_constant_statements(app, as_user, course):
@@ -116,9 +117,10 @@ def test_a_download_costs_two_statements_whatever_the_file(app, as_user, course)
 
 
 def test_a_release_costs_fixed_statements_per_new_file(app, as_user, course):
-    """Course, roles, the assignment row (insert, lock), the old files (hashes, delete),
-    the update, the event: 8. Per new content on the sql store: the blob row (insert,
-    lock: SQLite takes it with an extra write) and its chunks (count, delete, insert).
+    """The course with the caller's roles, the assignment row (insert, lock), the old
+    files (hashes, delete), the update, the event: 7. Per new content on the sql store:
+    the blob row (insert, lock: SQLite takes it with an extra write) and its chunks
+    (count, delete, insert).
     The file rows: one INSERT each on SQLite, one for all on PostgreSQL. Collecting a
     replaced content: 3. The assignment's old file list is never loaded."""
     with app.app_context():
@@ -128,6 +130,73 @@ def test_a_release_costs_fixed_statements_per_new_file(app, as_user, course):
             release(as_user("ins"), "c1", "ps1", files, force=True)
         per_content = 6 if sqlite else 5
         file_rows = len(files) if sqlite else 1
-        expected = 8 + per_content * len(files) + file_rows + 3 * replaced
+        expected = 7 + per_content * len(files) + file_rows + 3 * replaced
         assert len(statements) == expected, "\n".join(statements)
         assert not any(s.startswith("SELECT file.") for s in statements), "\n".join(statements)
+
+
+COURSES = "{ courses { id myRoles assignments { name } } }"
+
+
+@pytest.mark.parametrize("courses", [1, 4])
+def test_listing_my_courses_and_their_assignments_costs_two_statements(app, as_user, courses):
+    """The courses with the caller's roles, then the assignments of all of them: as many
+    courses as there are, as an instructor in some and a student in the others."""
+    admin = as_user("admin")
+    for i in range(courses):
+        cid = f"k{i}"
+        admin("mutation($c: String!) { createCourse(id: $c) { id } }", {"c": cid})
+        role = "INSTRUCTOR" if i % 2 else "STUDENT"
+        admin(
+            """mutation($c: String!, $r: Role!) { addMembers(courseId: $c, role: $r,
+               members: [{user: "pat"}, {user: "ins"}]) { user } }""",
+            {"c": cid, "r": role},
+        )
+        admin(
+            """mutation($c: String!) { addMembers(courseId: $c, role: INSTRUCTOR,
+               members: [{user: "ins"}]) { user } }""",
+            {"c": cid},
+        )
+        release(as_user("ins"), cid, "ps1", {"a.ipynb": b"{}"})
+        as_user("ins")(  # unreleased: only instructors see it
+            """mutation($c: String!) { releaseAssignment(courseId: $c, name: "draft",
+               files: []) { name } }""",
+            {"c": cid},
+        )
+        as_user("ins")(
+            'mutation($c: String!) { unreleaseAssignment(courseId: $c, name: "draft") '
+            "{ released } }",
+            {"c": cid},
+        )
+    with count_statements(app) as statements:
+        listed = as_user("pat")(COURSES)["courses"]
+    assert len(statements) == 2, "\n".join(statements)
+    for i, course in enumerate(listed):
+        names = [a["name"] for a in course["assignments"]]
+        assert names == (["draft", "ps1"] if i % 2 else ["ps1"]), (course, i)
+    with count_statements(app) as statements:
+        assert as_user("nobody")(COURSES)["courses"] == []
+    assert len(statements) == 1, "\n".join(statements)
+
+
+def test_what_a_student_does_costs_pinned_statements(app, as_user, course):
+    """What benchmark W2 measures, per student: fetch (course with roles, assignment and
+    its files, the event), ask which contents to send (course with roles, the hashes),
+    submit one new file: course with roles, assignment, submission, file row, event, and
+    the new content as in a release (above; these tests use the sql store)."""
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    release(as_user("ins"), "c1", "ps1", {"a.ipynb": b"{}", "data/d.bin": b"data"})
+    s1 = as_user("s1")
+    fetch = 'mutation { fetchAssignment(courseId: "c1", name: "ps1") { files { path url } } }'
+    missing = 'query($h: [String!]!) { missingContent(courseId: "c1", sha256: $h) }'
+    for _ in range(2):  # the same the second time
+        with count_statements(app) as statements:
+            assert len(s1(fetch)["fetchAssignment"]["files"]) == 2
+        assert len(statements) == 4, "\n".join(statements)
+        with count_statements(app) as statements:
+            assert s1(missing, {"h": ["0" * 64]})["missingContent"] == ["0" * 64]
+        assert len(statements) == 2, "\n".join(statements)
+        with count_statements(app) as statements:
+            submit(s1, "c1", "ps1", {"a.ipynb": os.urandom(64)})
+        assert len(statements) == 5 + (6 if sqlite else 5), "\n".join(statements)

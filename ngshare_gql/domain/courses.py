@@ -29,14 +29,12 @@ def list_courses(caller: Caller) -> list[Course]:
     """Every course for admins; otherwise the courses the caller holds a role in."""
     if caller.admin:
         return list(db.session.scalars(sa.select(Course).order_by(Course.id)))
-    course_ids = caller.all_roles()
-    if not course_ids:
-        return []
-    found = {c.id: c for c in db.session.scalars(_COURSES_BY_ID, {"ids": list(course_ids)})}
+    found = {course_id: course for course_id, (course, _) in caller.memberships().items()}
+    if unloaded := [course_id for course_id, course in found.items() if course is None]:
+        # named only by hub groups: some may have a row already (once used)
+        found.update((c.id, c) for c in db.session.scalars(_COURSES_BY_ID, {"ids": unloaded}))
     # Courses known only through hub groups exist as soon as they are used.
-    for course_id in course_ids.keys() - found.keys():
-        found[course_id] = Course(id=course_id, title=course_id)
-    return [found[k] for k in sorted(found)]
+    return [found[k] or Course(id=k, title=k) for k in sorted(found)]
 
 
 def create_course(caller: Caller, course_id: str, title: str | None = None) -> Course:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from functools import cached_property
+from typing import Any, TypeVar
 
 from flask import Request, Response, current_app
 from strawberry.types import Info as _Info
@@ -10,11 +12,21 @@ from strawberry.types import Info as _Info
 from ngshare_gql.auth import authenticate
 from ngshare_gql.roles import Caller, caller_for
 
+T = TypeVar("T")
+
 
 class Context:
     def __init__(self, request: Request, response: Response) -> None:
         self.request = request
         self.response = response
+        self._loaded: dict[Hashable, Any] = {}
+
+    def once(self, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()``, run once per request for ``key``: how the items of a list share
+        one statement for a field instead of one each."""
+        if key not in self._loaded:
+            self._loaded[key] = load()
+        return self._loaded[key]
 
     @cached_property
     def caller(self) -> Caller:

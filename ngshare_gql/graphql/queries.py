@@ -32,7 +32,9 @@ class Query:
 
     @strawberry.field(description="Courses the caller holds a role in (admins: all).")
     def courses(self, info: Info) -> list[Course]:
-        return [Course(model=c) for c in courses.list_courses(info.context.caller)]
+        rows = courses.list_courses(info.context.caller)
+        listed = tuple(c.id for c in rows)
+        return [Course(model=c, listed_with=listed) for c in rows]
 
     @strawberry.field
     def course(self, info: Info, id: str) -> Course:
