@@ -69,8 +69,29 @@ def test_roles_are_checked_in_the_course_named(cs101, tmp_path):
         courses.roster(prof, "art")
     # A stranger learns nothing about a course, existing or not.
     for course_id in ("cs101", "does-not-exist"):
-        with pytest.raises(Forbidden):
-            assignments.list_assignments(who("eve"), course_id)
+        with pytest.raises(Forbidden, match=course_id):
+            assignments.list_assignments(who("eve"), [course_id])
+
+
+def test_assignments_of_several_courses_are_seen_by_each_course_role(cs101, tmp_path):
+    prof, amy = who("prof"), who("amy")
+    assignments.release(prof, "cs101", "ps1", upload(tmp_path, {"a.ipynb": b"{}"}))
+    assignments.release(prof, "cs101", "draft", upload(tmp_path, {"b.ipynb": b"{}"}))
+    assignments.unrelease(prof, "cs101", "draft")
+    assignments.release(amy, "art", "a1", upload(tmp_path, {"c.ipynb": b"{}"}))
+    assignments.unrelease(amy, "art", "a1")
+
+    def names(caller, course_ids):
+        found = assignments.list_assignments(caller, course_ids)
+        return {c: [a.name for a in found[c]] for c in course_ids}
+
+    # amy instructs art (sees its unreleased a1), is a student in cs101 (not the draft)
+    assert names(amy, ["art", "cs101"]) == {"art": ["a1"], "cs101": ["ps1"]}
+    assert names(prof, ["art", "cs101"]) == {"art": [], "cs101": ["draft", "ps1"]}
+    assert names(who("root", admin=True), ["art"]) == {"art": ["a1"]}
+    # every course is checked: one the caller is not in refuses the whole listing
+    with pytest.raises(Forbidden, match="secret"):
+        assignments.list_assignments(amy, ["cs101", "secret"])
 
 
 def test_hub_groups_give_roles_without_a_roster_entry(ctx, tmp_path):
