@@ -159,7 +159,7 @@ def test_the_limit_is_below_the_keepalive_of_our_gunicorn_and_jupyterhubs_proxy(
 ):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     gunicorn = runpy.run_path(os.path.join(REPO, "deploy", "gunicorn.conf.py"))["keepalive"]
-    node = 5.0  # http.Server's keepAliveTimeout: configurable-http-proxy keeps the default
+    node = 5.0  # configurable-http-proxy's keepAliveTimeout unless configured (Node's too)
     assert Client("http://x/", "t").idle_limit < min(gunicorn, node) / 2
 
 
