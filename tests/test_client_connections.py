@@ -164,11 +164,11 @@ def test_the_limit_is_below_the_keepalive_of_our_gunicorn_and_jupyterhubs_proxy(
 
 
 @pytest.mark.slow
-def test_calls_timed_to_gunicorns_keepalive_all_succeed(tmp_path):
-    """Many clients each wait about gunicorn's keepalive (5 s) between calls, so
+def test_calls_timed_to_a_5_s_keepalive_all_succeed(tmp_path):
+    """Many clients each wait about gunicorn's keepalive (5 s here) between calls, so
     that some calls meet the server closing their connection: without the idle
     limit, 12 and 25 of these 200 calls failed in two runs."""
-    env = service_env(tmp_path, NGSHARE_AUTH="dev")
+    env = service_env(tmp_path, NGSHARE_AUTH="dev", NGSHARE_KEEPALIVE="5")
     failures: list[str] = []
     with gunicorn_server(env, workers=1, threads=8) as url:
 

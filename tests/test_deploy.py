@@ -110,6 +110,17 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch, tmp_path):
     assert runpy.run_path(path)["bind"] == "0.0.0.0:9000"
 
 
+def test_idle_connections_outlive_the_proxys_reuse(monkeypatch, tmp_path):
+    """configurable-http-proxy reuses its connections to us whatever their idle time, and
+    load balancers keep theirs up to ~60 s: closing ours sooner races their reuse."""
+    path = os.path.join(DEPLOY, "gunicorn.conf.py")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.delenv("NGSHARE_KEEPALIVE", raising=False)
+    assert runpy.run_path(path)["keepalive"] > 60
+    monkeypatch.setenv("NGSHARE_KEEPALIVE", "5")
+    assert runpy.run_path(path)["keepalive"] == 5
+
+
 def test_a_worker_keeps_its_startup_objects_out_of_full_collections(tmp_path):
     """After ``post_worker_init`` the app's ~100,000 startup objects are frozen, so a
     full collection walks only what came later (it walked them all: 50-70 ms)."""
