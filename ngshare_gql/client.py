@@ -150,7 +150,7 @@ class Client:
         self.session.headers["Authorization"] = f"token {token}"
         self._last_answer = time.monotonic()
 
-    def _connection(self) -> None:
+    def _renew_if_idle(self) -> None:
         """Before a request: drop the kept-alive connection if it has been idle longer
         than ``idle_limit`` (see :data:`IDLE_REUSE_LIMIT`), so the request opens a new one."""
         if time.monotonic() - self._last_answer > self.idle_limit:
@@ -198,7 +198,7 @@ class Client:
         return self._send(body=body)
 
     def _send(self, json_body: dict | None = None, body: MultipartBody | None = None) -> dict:
-        self._connection()
+        self._renew_if_idle()
         try:
             if body is not None:
                 response = self.session.post(
@@ -262,7 +262,7 @@ class Client:
         tmp = f"{dest}.part-{secrets.token_hex(4)}"
         digest = hashlib.sha256()
         received = 0
-        self._connection()
+        self._renew_if_idle()
         try:
             with self.session.get(full, stream=True, timeout=self.timeout) as response:
                 if response.status_code != 200:

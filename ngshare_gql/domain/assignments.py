@@ -59,7 +59,7 @@ def list_assignments(
         for course_id in course_ids:
             caller.require_course(course_id)
     teaching = [c for c in course_ids if caller.is_instructor(c)]
-    learning = [c for c in course_ids if not caller.is_instructor(c)]
+    learning = [c for c in course_ids if c not in teaching]
     query = _VISIBLE_IN_COURSES
     if released is not None:
         query = query.where(Assignment.released == released)

@@ -242,18 +242,16 @@ class Course:
     @strawberry.field(description="Instructors: all; students: released or submitted to.")
     def assignments(self, info: Info, released: bool | None = None) -> list[Assignment]:
         with_files = selects(info, "files")
+        course_ids = self.listed_with or (self.model.id,)
 
-        def load(course_ids: tuple[str, ...]) -> dict[str, list[models.Assignment]]:
-            caller = info.context.caller
+        def load() -> dict[str, list[models.Assignment]]:
             return assignments.list_assignments(
-                caller, course_ids, released=released, with_files=with_files
+                info.context.caller, course_ids, released=released, with_files=with_files
             )
 
-        if self.listed_with:  # a query's listing: nothing changes it during the request
-            key = ("assignments", self.listed_with, released, with_files)
-            rows = info.context.once(key, lambda: load(self.listed_with))
-        else:
-            rows = load((self.model.id,))
+        # A query's listing: nothing changes it during the request, so load it once.
+        key = ("assignments", course_ids, released, with_files)
+        rows = info.context.once(key, load) if self.listed_with else load()
         return [Assignment(model=a) for a in rows[self.model.id]]
 
     @strawberry.field
