@@ -31,38 +31,66 @@ def count_statements(app):
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
-def enrol_and_submit(as_user, n: int) -> None:
+def enrol_and_submit(as_user, n: int, assignments: tuple[str, ...] = ("ps1",)) -> None:
     students = [f"st{i:03d}" for i in range(n)]
     as_user("ins")(
         """mutation($m: [MemberInput!]!) {
              addMembers(courseId: "c1", role: STUDENT, members: $m) { user } }""",
         {"m": [{"user": s} for s in students]},
     )
-    for s in students:
-        submit(as_user(s), "c1", "ps1", {"a.ipynb": s.encode(), "b.txt": b"b", "c.csv": b"c"})
     html = b"<html/>"
     inputs, _ = file_inputs({"a.html": html})
-    as_user("ins")(
-        """mutation($f: [FeedbackInput!]!) { releaseFeedback(courseId: "c1", assignment: "ps1",
-           feedback: $f) { id } }""",
-        {"f": [{"student": s, "notebook": "a", "files": inputs} for s in students]},
-        {"f.0.files.0.content": html},  # sent once, used for every student
-    )
+    for name in assignments:
+        for s in students:
+            submit(as_user(s), "c1", name, {"a.ipynb": s.encode(), "b.txt": b"b", "c.csv": b"c"})
+        as_user("ins")(
+            """mutation($a: String!, $f: [FeedbackInput!]!) { releaseFeedback(courseId: "c1",
+               assignment: $a, feedback: $f) { id } }""",
+            {"a": name, "f": [{"student": s, "notebook": "a", "files": inputs} for s in students]},
+            {"f.0.files.0.content": html},  # sent once, used for every student
+        )
 
 
-@pytest.mark.parametrize("students", [5, 100])
-def test_listing_submissions_costs_constant_statements(app, as_user, course, students):
-    release(as_user("ins"), "c1", "ps1", {"a.ipynb": b"{}", "b.txt": b"b", "c.csv": b"c"})
-    release(as_user("ins"), "c1", "ps2", {"a.ipynb": b"{}"})
-    enrol_and_submit(as_user, students)
+@pytest.mark.parametrize(("students", "assignments"), [(5, 1), (5, 4), (100, 2)])
+def test_listing_submissions_costs_constant_statements(
+    app, as_user, course, students, assignments
+):
+    names = tuple(f"ps{i}" for i in range(1, assignments + 1))
+    for name in names:
+        release(as_user("ins"), "c1", name, {"a.ipynb": b"{}", "b.txt": b"b", "c.csv": b"c"})
+    release(as_user("ins"), "c1", "empty", {"a.ipynb": b"{}"})  # nobody submitted to it
+    enrol_and_submit(as_user, students, names)
     with count_statements(app) as statements:
         data = as_user("ins")(LISTING)
-    submissions = data["course"]["assignments"][0]["submissions"]
-    assert len(submissions) == students
-    assert all(len(s["files"]) == 3 and len(s["feedback"]) == 1 for s in submissions)
-    # course with the caller's roles, assignments + their files; ps1: submissions, their
-    # files, feedback, feedback files; ps2 (no submissions): one query, nothing further.
-    assert len(statements) == 3 + 4 + 1, "\n".join(statements)
+    listed = {a["name"]: a["submissions"] for a in data["course"]["assignments"]}
+    assert listed.pop("empty") == []
+    assert sorted(listed) == sorted(names)
+    for found in listed.values():
+        assert sorted(s["student"] for s in found) == [f"st{i:03d}" for i in range(students)]
+        assert all(len(s["files"]) == 3 and len(s["feedback"]) == 1 for s in found)
+    # the course with the caller's roles, the assignments with their files; for all the
+    # assignments at once: submissions, their files, their feedback, its files.
+    assert len(statements) == 3 + 4, "\n".join(statements)
+
+
+def test_an_assignments_feedback_is_listed_for_all_assignments_at_once(app, as_user, course):
+    names = ("ps1", "ps2", "ps3")
+    for name in names:
+        release(as_user("ins"), "c1", name, {"a.ipynb": b"{}"})
+    enrol_and_submit(as_user, 3, names)
+    query = '{ course(id: "c1") { assignments { name feedback { notebook files { path } } } } }'
+    with count_statements(app) as statements:
+        data = as_user("ins")(query)
+    assert {a["name"]: len(a["feedback"]) for a in data["course"]["assignments"]} == dict.fromkeys(
+        names, 3
+    )
+    # course and roles, assignments; for all the assignments: feedback, its submissions,
+    # its files.
+    assert len(statements) == 2 + 3, "\n".join(statements)
+    with count_statements(app) as statements:
+        data = as_user("st001")(query)
+    assert [len(a["feedback"]) for a in data["course"]["assignments"]] == [1, 1, 1]
+    assert len(statements) == 2 + 3, "\n".join(statements)
 
 
 def test_collect_costs_constant_statements(app, as_user, course):

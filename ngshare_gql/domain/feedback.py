@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -155,7 +156,22 @@ def list_feedback(
     caller: Caller, assignment: Assignment, student: str | None = None, *, files: bool = False
 ) -> list[Feedback]:
     """Instructors see all feedback of an assignment; students only their own."""
-    course_id = assignment.course_id
+    return feedback_of(caller, [assignment], student, files=files)[assignment.id]
+
+
+def feedback_of(
+    caller: Caller,
+    assignments: Sequence[Assignment],
+    student: str | None = None,
+    *,
+    files: bool = False,
+) -> dict[int, list[Feedback]]:
+    """:func:`list_feedback` for several assignments of one course at once, in one
+    statement (plus one per relation loaded), by assignment id."""
+    found: dict[int, list[Feedback]] = {a.id: [] for a in assignments}
+    if not assignments:
+        return found
+    (course_id,) = {a.course_id for a in assignments}
     if not caller.is_instructor(course_id):
         if student not in (None, caller.name):
             raise Forbidden("students may only see their own feedback")
@@ -163,15 +179,19 @@ def list_feedback(
     query = (
         sa.select(Feedback)
         .join(Submission, Feedback.submission_id == Submission.id)
-        .where(Submission.assignment_id == assignment.id)
+        .where(Submission.assignment_id.in_([a.id for a in assignments]))
         .options(selectinload(Feedback.submission))
-        .order_by(Submission.student, Submission.received_at, Feedback.notebook)
+        .order_by(
+            Submission.assignment_id, Submission.student, Submission.received_at, Feedback.notebook
+        )
     )
     if student is not None:
         query = query.where(Submission.student == student)
     if files:
         query = query.options(selectinload(Feedback.files))
-    return list(db.session.scalars(query))
+    for feedback in db.session.scalars(query):
+        found[feedback.submission.assignment_id].append(feedback)
+    return found
 
 
 def fetch_feedback(caller: Caller, course_id: str, assignment_name: str) -> list[Feedback]:

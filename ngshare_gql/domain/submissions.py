@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from ngshare_gql.roles import Caller
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SubmissionFilter:
     """Which submissions of an assignment to list or collect."""
 
@@ -67,9 +68,10 @@ def submit(
     return submission
 
 
-def _query(caller: Caller, assignment: Assignment, which: SubmissionFilter, options: list):
-    course_id = assignment.course_id
-    query = sa.select(Submission).where(Submission.assignment_id == assignment.id)
+def _query(caller: Caller, assignments: Sequence[Assignment], which: SubmissionFilter):
+    """The submissions of ``assignments`` (all of one course) the caller may see."""
+    (course_id,) = {a.course_id for a in assignments}
+    query = sa.select(Submission).where(Submission.assignment_id.in_([a.id for a in assignments]))
     if caller.is_instructor(course_id):
         if which.student is not None:
             query = query.where(Submission.student == which.student)
@@ -79,10 +81,13 @@ def _query(caller: Caller, assignment: Assignment, which: SubmissionFilter, opti
         query = query.where(Submission.student == caller.name)
     if which.uncollected:
         query = query.where(Submission.collected_at.is_(None))
-    if which.before_due and assignment.due_at is not None:
-        query = query.where(Submission.received_at <= assignment.due_at)
-    query = query.order_by(Submission.student, Submission.received_at, Submission.id)
-    return query.options(*options)
+    if which.before_due:
+        query = query.join(Assignment, Submission.assignment_id == Assignment.id).where(
+            sa.or_(Assignment.due_at.is_(None), Submission.received_at <= Assignment.due_at)
+        )
+    return query.order_by(
+        Submission.assignment_id, Submission.student, Submission.received_at, Submission.id
+    )
 
 
 def _latest(submissions: list[Submission]) -> list[Submission]:
@@ -110,12 +115,32 @@ def list_submissions(
     feedback: bool = False,
 ) -> list[Submission]:
     """Instructors see all (optionally one student's); students only their own."""
+    return submissions_of(caller, [assignment], which, files=files, feedback=feedback)[
+        assignment.id
+    ]
+
+
+def submissions_of(
+    caller: Caller,
+    assignments: Sequence[Assignment],
+    which: SubmissionFilter,
+    *,
+    files: bool = False,
+    feedback: bool = False,
+) -> dict[int, list[Submission]]:
+    """:func:`list_submissions` for several assignments of one course at once, in one
+    statement (plus one per relation loaded), by assignment id."""
     if which.student is not None:
         check_name(which.student, "student", 255)
-    result = list(
-        db.session.scalars(_query(caller, assignment, which, load_options(files, feedback)))
-    )
-    return _latest(result) if which.latest_only else result
+    found: dict[int, list[Submission]] = {a.id: [] for a in assignments}
+    if not assignments:
+        return found
+    query = _query(caller, assignments, which).options(*load_options(files, feedback))
+    for submission in db.session.scalars(query):
+        found[submission.assignment_id].append(submission)
+    if which.latest_only:
+        found = {i: _latest(rows) for i, rows in found.items()}
+    return found
 
 
 def collect(

@@ -4,6 +4,7 @@ which checks the caller's role in the course at every level."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
@@ -173,6 +174,9 @@ class SubmissionFilter:
 @strawberry.type(description="An assignment of a course.")
 class Assignment:
     model: strawberry.Private[models.Assignment]
+    # The assignments listed with this one (``Course.assignments``), whose submissions
+    # or feedback are loaded together, in one statement, when the first is asked for.
+    listed_with: strawberry.Private[tuple[models.Assignment, ...]] = ()
 
     @strawberry.field
     def course_id(self) -> str:
@@ -198,21 +202,36 @@ class Assignment:
     def files(self) -> list[File]:
         return files_of(self.model.files)
 
+    def _together(self, info: Info, key: tuple, load: Callable[[tuple], dict]) -> list:
+        """``load(assignments)[my id]``, loaded once for all the assignments listed with
+        this one (a query's listing: nothing changes it during the request)."""
+        if not self.listed_with:
+            return load((self.model,))[self.model.id]
+        ids = tuple(a.id for a in self.listed_with)
+        return info.context.once((*key, ids), lambda: load(self.listed_with))[self.model.id]
+
     @strawberry.field(description="Instructors: all submissions; students: their own.")
     def submissions(self, info: Info, filter: SubmissionFilter | None = None) -> list[Submission]:
-        rows = submissions.list_submissions(
-            info.context.caller,
-            self.model,
-            (filter or SubmissionFilter()).model(),
-            files=selects(info, "files"),
-            feedback=selects(info, "feedback"),
+        which = (filter or SubmissionFilter()).model()
+        files, with_feedback = selects(info, "files"), selects(info, "feedback")
+        rows = self._together(
+            info,
+            ("submissions", which, files, with_feedback),
+            lambda assignments: submissions.submissions_of(
+                info.context.caller, assignments, which, files=files, feedback=with_feedback
+            ),
         )
         return [Submission(model=s) for s in rows]
 
     @strawberry.field(description="Instructors: all feedback; students: their own.")
     def feedback(self, info: Info, student: str | None = None) -> list[Feedback]:
-        rows = feedback.list_feedback(
-            info.context.caller, self.model, student, files=selects(info, "files")
+        files = selects(info, "files")
+        rows = self._together(
+            info,
+            ("feedback", student, files),
+            lambda assignments: feedback.feedback_of(
+                info.context.caller, assignments, student, files=files
+            ),
         )
         return [Feedback(model=f) for f in rows]
 
@@ -252,7 +271,8 @@ class Course:
         # A query's listing: nothing changes it during the request, so load it once.
         key = ("assignments", course_ids, released, with_files)
         rows = info.context.once(key, load) if self.listed_with else load()
-        return [Assignment(model=a) for a in rows[self.model.id]]
+        mine = tuple(rows[self.model.id])
+        return [Assignment(model=a, listed_with=mine if len(mine) > 1 else ()) for a in mine]
 
     @strawberry.field
     def assignment(self, info: Info, name: str) -> Assignment:
