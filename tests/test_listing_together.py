@@ -85,10 +85,11 @@ def test_submissions_listed_together_match_each_listed_alone(history, as_user, u
     for which in FILTERS:
         shared, one_by_one = _together_and_alone(as_user(user), SUBMISSIONS, {"f": which})
         assert shared == one_by_one, which
-        if isinstance(shared, dict):
-            seen |= {(n, s["student"]) for n, a in shared.items() for s in a["submissions"]}
-    if user == "s2":  # asking for s1's submissions: refused, together as alone
-        assert shared == one_by_one == "FORBIDDEN"
+        if user == "s2" and which["student"] == "s1":  # refused, together as alone
+            assert shared == "FORBIDDEN"
+            continue
+        assert isinstance(shared, dict), (which, shared)
+        seen |= {(n, s["student"]) for n, a in shared.items() for s in a["submissions"]}
     expected_students = {"ins": {"s1", "s2"}, "s1": {"s1"}, "s2": {"s2"}}[user]
     assert {s for _, s in seen} == expected_students  # nobody sees another's
     assert not any(n == "nobody" for n, _ in seen)
@@ -123,6 +124,52 @@ def test_the_filters_apply_to_each_assignment_on_its_own(history, as_user):
     }  # fmt: skip
 
 
+def test_a_students_listing_in_order(history, as_user):
+    """Unsorted: each assignment's own submissions in the order they were received,
+    filters combined, from the shared statement."""
+
+    def listed(**which):
+        data = as_user("s1")(_query(SUBMISSIONS), {"f": which})
+        return {
+            a["name"]: [s["timestamp"] for s in a["submissions"]]
+            for a in data["course"]["assignments"]
+        }
+
+    assert listed() == {
+        "past-due": ["t1", "t2"], "no-due": ["t1"], "future-due": ["t1"], "nobody": [],
+    }  # fmt: skip
+    assert listed(latestOnly=True, beforeDue=True) == {
+        "past-due": [], "no-due": ["t1"], "future-due": ["t1"], "nobody": [],
+    }  # fmt: skip
+    assert listed(latestOnly=True, uncollected=True) == {
+        "past-due": ["t2"], "no-due": [], "future-due": [], "nobody": [],
+    }  # fmt: skip
+
+
+def test_each_course_listed_with_the_callers_role_in_it(history, as_user):
+    """An instructor of c1 who is a student in d1: all of c1's submissions, only their
+    own in d1, from one listing of all their courses."""
+    add = """mutation($m: [MemberInput!]!) {
+        addMembers(courseId: "d1", role: STUDENT, members: $m) { user } }"""
+    as_user("ins2")(add, {"m": [{"user": "ins"}]})
+    for name in ("d-ps1", "d-ps2"):
+        release(as_user("ins2"), "d1", name, {"a.ipynb": b"{}"})
+        for student in ("t1", "ins"):
+            submit(as_user(student), "d1", name, {"a.ipynb": student.encode()})
+    data = as_user("ins")(
+        "{ courses { id assignments { name submissions { student } feedback { student } } } }"
+    )
+    seen = {
+        course["id"]: {
+            a["name"]: sorted(s["student"] for s in a["submissions"]) for a in course["assignments"]
+        }
+        for course in data["courses"]
+    }
+    assert seen["d1"] == {"d-ps1": ["ins"], "d-ps2": ["ins"]}
+    assert seen["c1"]["past-due"] == ["s1", "s1", "s2"]
+    assert seen["c1"]["future-due"] == ["s1", "s2", "s2"]
+
+
 def test_two_filters_in_one_query_are_not_confused(history, as_user):
     """The shared statement is remembered per filter: aliases with different filters
     each get their own."""
@@ -146,7 +193,8 @@ def test_feedback_listed_together_matches_each_listed_alone(history, as_user, us
     assert shared == one_by_one
     if user != "ins" and student not in (None, user):
         assert shared == "FORBIDDEN"
-    elif isinstance(shared, dict):
+    else:
+        assert isinstance(shared, dict), shared
         students = {f["student"] for a in shared.values() for f in a["feedback"]}
         assert students <= ({user} if user != "ins" else {"s1", "s2"})
         assert sum(len(a["feedback"]) for a in shared.values()) == (

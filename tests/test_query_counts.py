@@ -84,13 +84,13 @@ def test_an_assignments_feedback_is_listed_for_all_assignments_at_once(app, as_u
     assert {a["name"]: len(a["feedback"]) for a in data["course"]["assignments"]} == dict.fromkeys(
         names, 3
     )
-    # course and roles, assignments; for all the assignments: feedback, its submissions,
-    # its files.
-    assert len(statements) == 2 + 3, "\n".join(statements)
+    # course and roles, assignments; for all the assignments: feedback with its
+    # submissions, its files.
+    assert len(statements) == 2 + 2, "\n".join(statements)
     with count_statements(app) as statements:
         data = as_user("st001")(query)
     assert [len(a["feedback"]) for a in data["course"]["assignments"]] == [1, 1, 1]
-    assert len(statements) == 2 + 3, "\n".join(statements)
+    assert len(statements) == 2 + 2, "\n".join(statements)
 
 
 def test_collect_costs_constant_statements(app, as_user, course):

@@ -83,6 +83,14 @@ def get_assignment(caller: Caller, course_id: str, name: str) -> Assignment:
     return assignment
 
 
+def course_of(assignments: Sequence[Assignment]) -> str:
+    """The one course that ``assignments`` (listed together, at least one) belong to."""
+    courses = {a.course_id for a in assignments}
+    if len(courses) != 1:
+        raise ValueError(f"expected assignments of one course, got {sorted(courses)}")
+    return courses.pop()
+
+
 def release(
     caller: Caller,
     course_id: str,

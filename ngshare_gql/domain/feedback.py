@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from ngshare_gql.domain import events
-from ngshare_gql.domain.assignments import get_assignment
+from ngshare_gql.domain.assignments import course_of, get_assignment
 from ngshare_gql.domain.files import (
     FileSpec,
     check_total_size,
@@ -171,16 +171,15 @@ def feedback_of(
     found: dict[int, list[Feedback]] = {a.id: [] for a in assignments}
     if not assignments:
         return found
-    (course_id,) = {a.course_id for a in assignments}
-    if not caller.is_instructor(course_id):
+    if not caller.is_instructor(course_of(assignments)):
         if student not in (None, caller.name):
             raise Forbidden("students may only see their own feedback")
         student = caller.name
     query = (
         sa.select(Feedback)
-        .join(Submission, Feedback.submission_id == Submission.id)
+        .join(Feedback.submission)
         .where(Submission.assignment_id.in_([a.id for a in assignments]))
-        .options(selectinload(Feedback.submission))
+        .options(contains_eager(Feedback.submission))
         .order_by(
             Submission.assignment_id, Submission.student, Submission.received_at, Feedback.notebook
         )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ngshare_gql.domain import events
-from ngshare_gql.domain.assignments import get_assignment
+from ngshare_gql.domain.assignments import course_of, get_assignment
 from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
 from ngshare_gql.domain.validation import check_name
 from ngshare_gql.errors import BadInput, Forbidden, NotFound
@@ -70,7 +70,7 @@ def submit(
 
 def _query(caller: Caller, assignments: Sequence[Assignment], which: SubmissionFilter):
     """The submissions of ``assignments`` (all of one course) the caller may see."""
-    (course_id,) = {a.course_id for a in assignments}
+    course_id = course_of(assignments)
     query = sa.select(Submission).where(Submission.assignment_id.in_([a.id for a in assignments]))
     if caller.is_instructor(course_id):
         if which.student is not None:

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from flask import Request, Response, current_app
+from graphql import OperationType
 from strawberry.types import Info as _Info
 
 from ngshare_gql.auth import authenticate
@@ -23,7 +24,8 @@ class Context:
 
     def once(self, key: Hashable, load: Callable[[], T]) -> T:
         """``load()``, run once per request for ``key``: how the items of a list share
-        one statement for a field instead of one each."""
+        one statement for a field instead of one each.  Only for queries (see
+        :func:`reads_only`): a mutation's later fields may change what was loaded."""
         if key not in self._loaded:
             self._loaded[key] = load()
         return self._loaded[key]
@@ -38,6 +40,12 @@ class Context:
 
 
 Info = _Info[Context, None]
+
+
+def reads_only(info: Info) -> bool:
+    """Whether the operation is a query: nothing it runs changes the data, so a load
+    can serve all of its fields."""
+    return info.operation.operation is OperationType.QUERY
 
 
 def selects(info: Info, *path: str) -> bool:

@@ -4,14 +4,14 @@ which checks the caller's role in the course at every level."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import strawberry
 
 from ngshare_gql import models
 from ngshare_gql.domain import assignments, courses, feedback, submissions
-from ngshare_gql.graphql.context import Info, selects
+from ngshare_gql.graphql.context import Info, reads_only, selects
 from ngshare_gql.graphql.scalars import BigInt, as_utc
 
 
@@ -202,9 +202,11 @@ class Assignment:
     def files(self) -> list[File]:
         return files_of(self.model.files)
 
-    def _together(self, info: Info, key: tuple, load: Callable[[tuple], dict]) -> list:
+    def _batched(
+        self, info: Info, key: tuple, load: Callable[[Sequence[models.Assignment]], dict]
+    ) -> list:
         """``load(assignments)[my id]``, loaded once for all the assignments listed with
-        this one (a query's listing: nothing changes it during the request)."""
+        this one."""
         if not self.listed_with:
             return load((self.model,))[self.model.id]
         ids = tuple(a.id for a in self.listed_with)
@@ -214,7 +216,7 @@ class Assignment:
     def submissions(self, info: Info, filter: SubmissionFilter | None = None) -> list[Submission]:
         which = (filter or SubmissionFilter()).model()
         files, with_feedback = selects(info, "files"), selects(info, "feedback")
-        rows = self._together(
+        rows = self._batched(
             info,
             ("submissions", which, files, with_feedback),
             lambda assignments: submissions.submissions_of(
@@ -226,7 +228,7 @@ class Assignment:
     @strawberry.field(description="Instructors: all feedback; students: their own.")
     def feedback(self, info: Info, student: str | None = None) -> list[Feedback]:
         files = selects(info, "files")
-        rows = self._together(
+        rows = self._batched(
             info,
             ("feedback", student, files),
             lambda assignments: feedback.feedback_of(
@@ -268,11 +270,10 @@ class Course:
                 info.context.caller, course_ids, released=released, with_files=with_files
             )
 
-        # A query's listing: nothing changes it during the request, so load it once.
         key = ("assignments", course_ids, released, with_files)
         rows = info.context.once(key, load) if self.listed_with else load()
-        mine = tuple(rows[self.model.id])
-        return [Assignment(model=a, listed_with=mine if len(mine) > 1 else ()) for a in mine]
+        mine = tuple(rows[self.model.id]) if reads_only(info) else ()
+        return [Assignment(model=a, listed_with=mine) for a in rows[self.model.id]]
 
     @strawberry.field
     def assignment(self, info: Info, name: str) -> Assignment:
