@@ -206,11 +206,11 @@ class Assignment:
         self, info: Info, key: tuple, load: Callable[[Sequence[models.Assignment]], dict]
     ) -> list:
         """``load(assignments)[my id]``, loaded once for all the assignments listed with
-        this one."""
+        this one (they share one ``listed_with``, which keys the load)."""
         if not self.listed_with:
             return load((self.model,))[self.model.id]
-        ids = tuple(a.id for a in self.listed_with)
-        return info.context.once((*key, ids), lambda: load(self.listed_with))[self.model.id]
+        loaded = info.context.once((*key, self.listed_with), lambda: load(self.listed_with))
+        return loaded[self.model.id]
 
     @strawberry.field(description="Instructors: all submissions; students: their own.")
     def submissions(self, info: Info, filter: SubmissionFilter | None = None) -> list[Submission]:
