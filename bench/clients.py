@@ -1,9 +1,10 @@
 """The two services behind one interface, so every workload runs the same steps on both.
 
-Ours goes through :class:`ngshare_gql.client.Client` (streamed multipart uploads,
-hashes checked before upload so unchanged content is skipped, sha256-verified
-streamed downloads).  ngshare is driven as its nbgrader exchange drives it:
-form-encoded JSON with base64 file contents, md5 checked on download.
+Ours goes through :class:`ngshare_gql.client.Client` as our nbgrader plugins do
+(streamed multipart uploads, hashes checked before upload so unchanged content is
+skipped, sha256-verified streamed downloads, a few files at a time).  ngshare is
+driven as its nbgrader exchange drives it: form-encoded JSON with base64 file
+contents, md5 checked on download.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from ngshare_gql.client import Client, LocalFile
+from ngshare_gql.client import Client, Download, LocalFile
 from tests.servers import create_course
 
 Files = list[tuple[str, str]]  # (path in the assignment, local file)
@@ -26,6 +27,11 @@ Files = list[tuple[str, str]]  # (path in the assignment, local file)
 
 def token_of(user: str) -> str:
     return f"bench-token-{user}"
+
+
+def _download(file: dict, dest: str) -> Download:
+    """A File of a GraphQL answer, to be downloaded under ``dest``."""
+    return Download(file["url"], os.path.join(dest, file["path"]), file["sha256"], file["size"])
 
 
 class _Counter:
@@ -103,8 +109,7 @@ class Ours:
             "{ fetchAssignment(courseId: $c, name: $a) { files { path sha256 size url } } }",
             {"c": course, "a": assignment},
         )["fetchAssignment"]["files"]
-        for f in files:
-            client.download(f["url"], os.path.join(dest, f["path"]), f["sha256"], f["size"])
+        client.download_many([_download(f, dest) for f in files])
         return len(files)
 
     def collect(self, user: str, course: str, assignment: str, dest: str) -> int:
@@ -115,10 +120,9 @@ class Ours:
             "{ student files { path sha256 size url } } }",
             {"c": course, "a": assignment},
         )["collectSubmissions"]
-        for sub in subs:
-            for f in sub["files"]:
-                target = os.path.join(dest, sub["student"], f["path"])
-                client.download(f["url"], target, f["sha256"], f["size"])
+        client.download_many(
+            [_download(f, os.path.join(dest, sub["student"])) for sub in subs for f in sub["files"]]
+        )
         return len(subs)
 
     def list_once(self, user: str) -> int:

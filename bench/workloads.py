@@ -160,8 +160,9 @@ def w2(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
 
 
 def w3(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
-    """The instructor collects every student's latest submission (sequentially, like nbgrader):
-    the one from W2's last run."""
+    """The instructor collects every student's latest submission (the one from W2's last
+    run) as each service's nbgrader exchange would: ours downloads a few files at a time,
+    ngshare's asks for one submission after the other."""
     dest = os.path.join(work, "w3")
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()

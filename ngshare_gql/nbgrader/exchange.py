@@ -18,7 +18,7 @@ from nbgrader.exchange.abc import ExchangeError
 from nbgrader.utils import ignore_patterns
 from traitlets import Bool, Float, Unicode, default
 
-from ngshare_gql.client import Client, ClientError, LocalFile
+from ngshare_gql.client import Client, ClientError, Download, LocalFile
 
 #: Transfers at least this big are logged as they progress.
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
@@ -202,24 +202,19 @@ class Exchange(ABCExchange):
         return inputs, uploads
 
     def download_all(self, files: list[dict], dest: str) -> None:
-        """Download ``files`` (File dicts) under ``dest``, verifying each sha256."""
-        report = self.progress("downloading", sum(int(f["size"]) for f in files))
-        done = 0
+        """Download ``files`` (File dicts) under ``dest``, several at a time, verifying
+        each sha256; no path outside ``dest`` is written."""
+        downloads = []
         for f in files:
             target = safe_join(dest, f["path"])
             if target is None:
                 self.fail(f"refusing to write outside {dest}: {f['path']!r}")
-            base = done
-
-            def step(received: int, _total: int, base: int = base) -> None:
-                if report:
-                    report(base + received, 0)
-
-            try:
-                self.client.download(f["url"], target, f["sha256"], int(f["size"]), step)
-            except ClientError as e:
-                self.fail(self.explain(e))
-            done += int(f["size"])
+            downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
+        report = self.progress("downloading", sum(d.size for d in downloads))
+        try:
+            self.client.download_many(downloads, report)
+        except ClientError as e:
+            self.fail(self.explain(e))
 
 
 def safe_join(root: str, relative: str) -> str | None:

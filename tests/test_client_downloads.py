@@ -1,0 +1,213 @@
+"""Several downloads at once (``Client.download_many``, which the nbgrader plugins use):
+they really overlap, every file arrives verified, progress adds up over all of them,
+the first failure stops the rest, and no connection is left open.  Against a small
+file server that can hold each answer until several requests are in flight."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.exchange.abc import ExchangeError
+
+from ngshare_gql.client import Client, ClientError, Download
+from ngshare_gql.nbgrader import ExchangeCollect
+from tests.servers import free_port
+
+
+class _FileServer(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (name -> bytes) at ``/files/<name>``, HTTP/1.1 kept alive."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FileHandler)
+        self.files: dict[str, bytes] = {}
+        self.barrier: threading.Barrier | None = None  # each answer waits here first
+        self.delay: dict[str, float] = {}  # seconds before answering for a file
+        self.lock = threading.Lock()
+        self.requested: list[str] = []
+        self.open_connections = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _FileServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.open_connections += 1
+
+    def finish(self) -> None:
+        super().finish()
+        with self.server.lock:
+            self.server.open_connections -= 1
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        name = self.path.removeprefix("/files/")
+        with self.server.lock:
+            self.server.requested.append(name)
+        time.sleep(self.server.delay.get(name, 0))
+        if self.server.barrier is not None:
+            try:
+                self.server.barrier.wait()
+            except threading.BrokenBarrierError:
+                self.send_error(503, "the other requests never came")
+                return
+        body = self.server.files.get(name)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[_FileServer]:
+    srv = _FileServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _publish(server: _FileServer, dest, sizes: list[int]) -> list[Download]:
+    """Files of the given sizes on the server, each to be downloaded under ``dest``."""
+    downloads = []
+    for i, size in enumerate(sizes):
+        body = os.urandom(size)
+        server.files[f"f{i}"] = body
+        target = os.path.join(dest, f"dir{i % 3}", f"f{i}.bin")
+        downloads.append(Download(f"files/f{i}", target, hashlib.sha256(body).hexdigest(), size))
+    return downloads
+
+
+def _no_part_files(root) -> bool:
+    return not [n for _, _, names in os.walk(root) for n in names if ".part-" in n]
+
+
+def test_downloads_are_in_flight_together(server, tmp_path):
+    downloads = _publish(server, tmp_path, [1000] * 4)
+    # Each answer waits until four requests are in: one at a time would never get there.
+    server.barrier = threading.Barrier(4, timeout=10)
+    Client(server.url, "t").download_many(downloads, workers=4)
+    for d in downloads:
+        with open(d.dest, "rb") as f:
+            assert f.read() == server.files[os.path.basename(d.url)]
+
+
+def test_every_file_arrives_intact_and_progress_counts_all_of_them(server, tmp_path):
+    sizes = [0, 1, 70_000, 3 * 1024 * 1024 + 17, 5, 2 * 1024 * 1024, 4096, 0, 123_457, 9]
+    downloads = _publish(server, tmp_path, sizes)
+    seen: list[tuple[int, int]] = []
+    Client(server.url, "t").download_many(
+        downloads, progress=lambda done, total: seen.append((done, total)), workers=3
+    )
+    for d in downloads:
+        with open(d.dest, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == d.sha256
+    assert {total for _, total in seen} == {sum(sizes)}
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == sum(sizes)
+    assert _no_part_files(tmp_path)
+    assert sorted(server.requested) == sorted(f"f{i}" for i in range(len(sizes)))
+
+
+def test_the_first_failure_stops_the_downloads_not_yet_started(server, tmp_path):
+    downloads = _publish(server, tmp_path, [100_000] * 40)
+    server.files["f1"] = b"not what was declared"  # corrupt on arrival
+    server.delay["f0"] = 1.0  # still in flight when f1 fails
+    with pytest.raises(ClientError) as failure:
+        Client(server.url, "t").download_many(downloads, workers=2)
+    assert failure.value.code == "CORRUPT_DOWNLOAD"
+    assert "f1.bin" in failure.value.message
+    assert not os.path.exists(downloads[1].dest)
+    # f0 was in flight and ends; of the other 38 at most the one a thread had just taken.
+    assert os.path.exists(downloads[0].dest)
+    assert set(server.requested) <= {"f0", "f1", "f2"}
+    assert not any(os.path.exists(d.dest) for d in downloads[3:])
+    assert _no_part_files(tmp_path)
+
+
+def test_a_missing_file_is_reported_as_such(server, tmp_path):
+    downloads = _publish(server, tmp_path, [10, 10, 10])
+    del server.files["f2"]
+    with pytest.raises(ClientError) as failure:
+        Client(server.url, "t").download_many(downloads, workers=3)
+    assert failure.value.code == "DOWNLOAD_FAILED"
+    assert "f2.bin" in failure.value.message and "HTTP 404" in failure.value.message
+
+
+def test_no_service_is_named_once(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/"
+    downloads = [Download(f"files/{i}", str(tmp_path / f"{i}"), "0" * 64, 10) for i in range(8)]
+    with pytest.raises(ClientError) as failure:
+        Client(url, "t").download_many(downloads, workers=4)
+    assert failure.value.code == "SERVICE_UNREACHABLE"
+    assert url in failure.value.message
+
+
+def test_the_threads_connections_are_closed_afterwards(server, tmp_path):
+    downloads = _publish(server, tmp_path, [50_000] * 12)
+    client = Client(server.url, "t")
+    client.download_many(downloads, workers=4)
+    deadline = time.monotonic() + 5
+    while server.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.open_connections == 0
+    client.execute  # noqa: B018 - the caller's own client stays usable
+    client.download_many(downloads[:1])
+    with open(downloads[0].dest, "rb") as f:
+        assert f.read() == server.files["f0"]
+
+
+def test_the_token_goes_with_every_download(tmp_path):
+    tokens: list[str | None] = []
+
+    class Recording(_FileHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            tokens.append(self.headers.get("Authorization"))
+            super().do_GET()
+
+    srv = _FileServer()
+    srv.RequestHandlerClass = Recording
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        downloads = _publish(srv, tmp_path, [10] * 6)
+        Client(srv.url, "secret-token").download_many(downloads, workers=3)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert tokens == ["token secret-token"] * 6
+
+
+def test_the_plugin_refuses_a_path_outside_its_folder_before_downloading_any(
+    server, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
+    files = [
+        {"path": "a.ipynb", "url": "files/f0", "sha256": "0" * 64, "size": 1},
+        {"path": "../escaped.ipynb", "url": "files/f1", "sha256": "0" * 64, "size": 1},
+    ]
+    collect = ExchangeCollect(coursedir=CourseDirectory(), url=server.url)
+    with pytest.raises(ExchangeError, match="refusing to write outside"):
+        collect.download_all(files, str(tmp_path / "inside"))
+    assert server.requested == []
+    assert not (tmp_path / "escaped.ipynb").exists()
