@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -141,6 +141,10 @@ class MultipartBody:
                     if self.progress:
                         self.progress(sent, self.total_files)
                     yield buffer[:n]
+
+
+class _Stopped(Exception):
+    """Ends a download of :meth:`Client.download_many` after another one failed."""
 
 
 @dataclass(frozen=True)
@@ -332,13 +336,15 @@ class Client:
         """Download each file as :meth:`download` does, up to ``workers`` at a time.
 
         ``progress`` gets the bytes received over all files and their total.  The
-        first failure stops the downloads not yet started and is raised once those in
-        flight have ended; the files already downloaded stay.
+        first failure (or Ctrl-C) stops the other downloads at their next chunk and
+        the ones not started; then the first failure is raised.  Files that arrived
+        whole stay.
         """
         total = sum(d.size for d in downloads)
         lock = threading.Lock()
         received = 0
-        failed = threading.Event()
+        failures: list[BaseException] = []
+        stop = threading.Event()
         mine = threading.local()
         siblings: list[Client] = []
 
@@ -350,12 +356,14 @@ class Client:
             return mine.client
 
         def fetch(d: Download, using: Callable[[], Client]) -> None:
-            if failed.is_set():
+            if stop.is_set():
                 return
             counted = 0
 
             def step(now: int, _size: int) -> None:
                 nonlocal counted, received
+                if stop.is_set():
+                    raise _Stopped
                 with lock:
                     received += now - counted
                     counted = now
@@ -364,22 +372,24 @@ class Client:
 
             try:
                 using().download(d.url, d.dest, d.sha256, d.size, step)
-            except BaseException:
-                failed.set()
-                raise
+            except _Stopped:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - raised by the caller's thread
+                with lock:
+                    failures.append(exc)
+                stop.set()
 
         if workers <= 1 or len(downloads) <= 1:
             for d in downloads:
                 fetch(d, lambda: self)
-            return
-        pool = ThreadPoolExecutor(min(workers, len(downloads)), "download")
-        try:
-            futures = [pool.submit(fetch, d, client) for d in downloads]
-            for future in futures:
-                if (error := future.exception()) is not None:
-                    raise error
-        finally:
-            failed.set()  # interrupted (Ctrl-C): start no more
-            pool.shutdown(cancel_futures=True)
-            for sibling in siblings:
-                sibling.session.close()
+        else:
+            pool = ThreadPoolExecutor(min(workers, len(downloads)), "download")
+            try:
+                wait([pool.submit(fetch, d, client) for d in downloads])
+            finally:
+                stop.set()  # after Ctrl-C: the downloads in flight stop at their next chunk
+                pool.shutdown(cancel_futures=True)
+                for sibling in siblings:
+                    sibling.session.close()
+        if failures:
+            raise failures[0]

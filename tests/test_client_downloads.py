@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ class _FileServer(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.barrier: threading.Barrier | None = None  # each answer waits here first
         self.delay: dict[str, float] = {}  # seconds before answering for a file
+        self.trickle: dict[str, float] = {}  # seconds between a file's 64 KiB pieces
         self.lock = threading.Lock()
         self.requested: list[str] = []
         self.open_connections = 0
@@ -72,7 +74,14 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        pause = self.server.trickle.get(name)
+        if pause is None:
+            self.wfile.write(body)
+            return
+        for start in range(0, len(body), 64 * 1024):
+            self.wfile.write(body[start : start + 64 * 1024])
+            self.wfile.flush()
+            time.sleep(pause)
 
     def log_message(self, *_args) -> None:
         pass
@@ -130,19 +139,35 @@ def test_every_file_arrives_intact_and_progress_counts_all_of_them(server, tmp_p
     assert sorted(server.requested) == sorted(f"f{i}" for i in range(len(sizes)))
 
 
-def test_the_first_failure_stops_the_downloads_not_yet_started(server, tmp_path):
-    downloads = _publish(server, tmp_path, [100_000] * 40)
+def test_the_first_failure_stops_the_other_downloads(server, tmp_path):
+    downloads = _publish(server, tmp_path, [8 * 1024 * 1024] + [100_000] * 39)
+    server.trickle["f0"] = 0.05  # 8 MB in 6.4 s: in flight when f1 fails
     server.files["f1"] = b"not what was declared"  # corrupt on arrival
-    server.delay["f0"] = 1.0  # still in flight when f1 fails
+    started = time.monotonic()
     with pytest.raises(ClientError) as failure:
         Client(server.url, "t").download_many(downloads, workers=2)
     assert failure.value.code == "CORRUPT_DOWNLOAD"
     assert "f1.bin" in failure.value.message
-    assert not os.path.exists(downloads[1].dest)
-    # f0 was in flight and ends; of the other 38 at most the one a thread had just taken.
-    assert os.path.exists(downloads[0].dest)
+    # f0 stopped at its next chunk, not after the 6.4 s it needed.
+    assert time.monotonic() - started < 4
+    assert not os.path.exists(downloads[0].dest) and not os.path.exists(downloads[1].dest)
+    # Of the other 38, at most the one a thread had just taken.
     assert set(server.requested) <= {"f0", "f1", "f2"}
     assert not any(os.path.exists(d.dest) for d in downloads[3:])
+    assert _no_part_files(tmp_path)
+
+
+def test_ctrl_c_stops_the_downloads_in_flight(server, tmp_path):
+    downloads = _publish(server, tmp_path, [8 * 1024 * 1024] * 3 + [10] * 20)
+    for name in ("f0", "f1", "f2"):
+        server.trickle[name] = 0.05
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Client(server.url, "t").download_many(downloads, workers=3)
+    assert time.monotonic() - started < 4
+    assert not any(os.path.exists(d.dest) for d in downloads)
+    assert set(server.requested) == {"f0", "f1", "f2"}
     assert _no_part_files(tmp_path)
 
 
@@ -155,25 +180,34 @@ def test_a_missing_file_is_reported_as_such(server, tmp_path):
     assert "f2.bin" in failure.value.message and "HTTP 404" in failure.value.message
 
 
-def test_no_service_is_named_once(tmp_path):
+def test_an_absent_service_is_named_in_one_error(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/"
     downloads = [Download(f"files/{i}", str(tmp_path / f"{i}"), "0" * 64, 10) for i in range(8)]
     with pytest.raises(ClientError) as failure:
         Client(url, "t").download_many(downloads, workers=4)
     assert failure.value.code == "SERVICE_UNREACHABLE"
-    assert url in failure.value.message
+    assert failure.value.message.count(url) == 1
+    assert not os.listdir(tmp_path)
 
 
-def test_the_threads_connections_are_closed_afterwards(server, tmp_path):
+def test_the_threads_connections_are_closed_afterwards(server, tmp_path, monkeypatch):
+    made: list[Client] = []  # kept alive here, so only closing them ends their connections
+    make = Client._sibling
+
+    def sibling(self: Client) -> Client:
+        made.append(make(self))
+        return made[-1]
+
+    monkeypatch.setattr(Client, "_sibling", sibling)
     downloads = _publish(server, tmp_path, [50_000] * 12)
     client = Client(server.url, "t")
     client.download_many(downloads, workers=4)
+    assert 1 <= len(made) <= 4
     deadline = time.monotonic() + 5
     while server.open_connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.open_connections == 0
-    client.execute  # noqa: B018 - the caller's own client stays usable
-    client.download_many(downloads[:1])
+    client.download_many(downloads[:1])  # the caller's own client is still usable
     with open(downloads[0].dest, "rb") as f:
         assert f.read() == server.files["f0"]
 

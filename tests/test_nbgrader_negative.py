@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ngshare_gql.client import Client
+from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError
 from tests.nbgrader_flow import User, plugin_config
 from tests.servers import free_port, gunicorn_server, service_env
 
@@ -175,11 +175,81 @@ def test_collect_costs_constant_round_trips_and_resubmit_sends_no_unchanged_byte
         return original_send(self, *args, **kwargs)
 
     monkeypatch.setattr(Client, "_send", counting)
+    batches: list[list[str]] = []
+    original_many = Client.download_many
+
+    def batching(self, downloads, progress=None, workers=DOWNLOAD_WORKERS):
+        batches.append(sorted(os.path.basename(d.dest) for d in downloads))
+        return original_many(self, downloads, progress, workers)
+
+    monkeypatch.setattr(Client, "download_many", batching)
     out = teacher.ok("collect", ps)
     assert f"Processing 3 submissions of '{ps}' for course 'c101'" in out
     assert len(calls) == 2  # the due time, then one collect for every student
+    # Every student's files in one batch of downloads, a few at a time.
+    files = ["big.bin", f"{ps}.ipynb", "submission_secret.txt", "timestamp.txt"]
+    assert batches == [sorted(files * 3)]
     for student in students:
         assert os.path.isfile(os.path.join(teacher.home, "submitted", student.name, ps, "big.bin"))
+
+
+def test_a_failed_download_leaves_whole_submissions_or_none_and_keeps_the_old_one(
+    people, monkeypatch
+):
+    """Collect downloads every student's files together, a few at a time: when one
+    download fails, each submission is in place whole or not at all, an updated one
+    keeps its predecessor, and no temporary folder is left behind."""
+    teacher, person, ps = people
+    students = [person(name) for name in ("alice", "bob", "carol")]
+    for student in students:
+        student.ok("fetch_assignment", ps)
+        write(student.home, f"{ps}/answer.txt", f"{student.name} v1")
+        student.ok("submit", ps)
+    original = Client.download
+    failing: list[str] = []
+
+    def download(self, url, dest, sha256, size=None, progress=None):
+        if any(f"{os.sep}{name}{os.sep}" in dest for name in failing):
+            raise ClientError("download of answer.txt failed: HTTP 500", "DOWNLOAD_FAILED")
+        return original(self, url, dest, sha256, size, progress)
+
+    monkeypatch.setattr(Client, "download", download)
+    submitted = os.path.join(teacher.home, "submitted")
+
+    def leftovers() -> list[str]:
+        return [d for _, dirs, _ in os.walk(submitted) for d in dirs if ".collecting-" in d]
+
+    whole = sorted([f"{ps}.ipynb", "answer.txt", "submission_secret.txt", "timestamp.txt"])
+    failing[:] = ["bob"]
+    out = teacher.fails("collect", ps)
+    assert "download of answer.txt failed: HTTP 500" in out
+    assert not os.path.exists(os.path.join(submitted, "bob", ps))
+    for name in ("alice", "carol"):  # collected whole, or not at all
+        folder = os.path.join(submitted, name, ps)
+        if os.path.exists(folder):
+            assert sorted(os.listdir(folder)) == whole
+    assert leftovers() == []
+
+    failing[:] = []
+    teacher.ok("collect", ps)
+    for student in students:
+        folder = os.path.join(submitted, student.name, ps)
+        assert sorted(os.listdir(folder)) == whole
+        with open(os.path.join(folder, "answer.txt")) as f:
+            assert f.read() == f"{student.name} v1"
+
+    time.sleep(1.1)  # a later timestamp for the resubmission
+    write(students[0].home, f"{ps}/answer.txt", "alice v2")
+    students[0].ok("submit", ps)
+    failing[:] = ["alice"]
+    teacher.fails("collect", "--update", ps)
+    with open(os.path.join(submitted, "alice", ps, "answer.txt")) as f:
+        assert f.read() == "alice v1"  # the collected one is kept until its successor is whole
+    assert leftovers() == []
+    failing[:] = []
+    teacher.ok("collect", "--update", ps)
+    with open(os.path.join(submitted, "alice", ps, "answer.txt")) as f:
+        assert f.read() == "alice v2"
 
 
 def test_stopped_service_exits_1_with_the_url(tmp_path, service):

@@ -2,7 +2,7 @@
 
 Two GraphQL round trips whatever the number of students (the assignment's due
 time, then one collect returning every submission's metadata), plus one GET per
-file actually copied.
+file actually copied, a few at a time across all students.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCExchangeCollect
 from nbgrader.utils import parse_utc
 
-from ngshare_gql.nbgrader.exchange import FILE, Exchange
+from ngshare_gql.client import Download
+from ngshare_gql.nbgrader.exchange import FILE, Exchange, ExchangeError
 
 DUE = """query($c: String!, $a: String!) {
   course(id: $c) { assignment(name: $a) { dueAt } }
@@ -85,6 +86,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             )
         # check_owner needs no cross-check here: the service records each submission
         # under the identity that authenticated it, so a student cannot claim another's.
+        pending: list[tuple[list[dict], str, bool]] = []
         for rec in self.src_records:
             student_id = rec["student"]
             dest_path = self.coursedir.format_path(
@@ -112,7 +114,8 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.log.info(f"Updating submission: {student_id} {name}")
             else:
                 self.log.info(f"Collecting submission: {student_id} {name}")
-            self.copy_submission(rec["files"], dest_path, replace=updating)
+            pending.append((rec["files"], dest_path, updating))
+        self.copy_submissions(pending)
 
     def selected(self, files: list[dict]) -> list[dict]:
         """CourseDirectory.ignore, include and max_file_size, as the default exchange
@@ -136,14 +139,38 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             kept.append(f)
         return kept
 
-    def copy_submission(self, files: list[dict], dest_path: str, replace: bool) -> None:
-        self.check_dir_size(sum(int(f["size"]) for f in files))
-        tmp = f"{dest_path}.collecting-{uuid.uuid4().hex[:8]}"
+    def copy_submissions(self, pending: list[tuple[list[dict], str, bool]]) -> None:
+        """Download the chosen submissions (files, destination, replacing it) all in one
+        go, a few files at a time whoever's they are, each into a temporary folder beside
+        its place; then move each one that arrived whole into place.
+
+        As nbgrader's exchange does, a submission over ``max_dir_size`` ends the collect
+        after the ones before it; a failed download, after those that arrived whole.  A
+        replaced submission is removed only once its successor is complete.
+        """
+        staged: list[tuple[str, str, bool, list[Download]]] = []
+        stopped: Exception | None = None
         try:
-            os.makedirs(tmp)
-            self.download_all(self.selected(files), tmp)
-            if replace:
-                shutil.rmtree(dest_path)
-            os.rename(tmp, dest_path)
+            for files, dest_path, replace in pending:
+                try:
+                    self.check_dir_size(sum(int(f["size"]) for f in files))
+                    tmp = f"{dest_path}.collecting-{uuid.uuid4().hex[:8]}"
+                    downloads = self.downloads_into(self.selected(files), tmp)
+                except (RuntimeError, ExchangeError) as exc:
+                    stopped = exc
+                    break
+                os.makedirs(tmp)
+                staged.append((tmp, dest_path, replace, downloads))
+            try:
+                self.download([d for *_, downloads in staged for d in downloads])
+            finally:
+                for tmp, dest_path, replace, downloads in staged:
+                    if all(os.path.exists(d.dest) for d in downloads):
+                        if replace:
+                            shutil.rmtree(dest_path)
+                        os.rename(tmp, dest_path)
+            if stopped is not None:
+                raise stopped
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for tmp, *_ in staged:
+                shutil.rmtree(tmp, ignore_errors=True)

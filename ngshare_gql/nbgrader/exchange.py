@@ -201,20 +201,27 @@ class Exchange(ABCExchange):
             )
         return inputs, uploads
 
-    def download_all(self, files: list[dict], dest: str) -> None:
-        """Download ``files`` (File dicts) under ``dest``, several at a time, verifying
-        each sha256; no path outside ``dest`` is written."""
+    def downloads_into(self, files: list[dict], dest: str) -> list[Download]:
+        """``files`` (File dicts) to download under ``dest``; refuses a path outside it."""
         downloads = []
         for f in files:
             target = safe_join(dest, f["path"])
             if target is None:
                 self.fail(f"refusing to write outside {dest}: {f['path']!r}")
             downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
+        return downloads
+
+    def download(self, downloads: list[Download]) -> None:
+        """Download and verify them, several at a time, logging a big transfer's progress."""
         report = self.progress("downloading", sum(d.size for d in downloads))
         try:
             self.client.download_many(downloads, report)
         except ClientError as e:
             self.fail(self.explain(e))
+
+    def download_all(self, files: list[dict], dest: str) -> None:
+        """Download ``files`` (File dicts) under ``dest``; nothing before every path is checked."""
+        self.download(self.downloads_into(files, dest))
 
 
 def safe_join(root: str, relative: str) -> str | None:
