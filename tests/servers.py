@@ -10,9 +10,11 @@ import pwd
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 
@@ -72,6 +74,17 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = N
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """A small in-process test server answering from a thread until the block ends."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def service_env(tmp_path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from ngshare_gql.client import Client, ClientError
-from tests.servers import REPO, free_port, gunicorn_server, service_env
+from tests.servers import REPO, free_port, gunicorn_server, service_env, serving
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -77,12 +77,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(_Server()) as srv:
+        yield srv
 
 
 def url_of(srv: _Server) -> str:

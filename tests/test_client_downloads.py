@@ -19,7 +19,7 @@ from nbgrader.exchange.abc import ExchangeError
 
 from ngshare_gql.client import Client, ClientError, Download
 from ngshare_gql.nbgrader import ExchangeCollect
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 
 class _FileServer(http.server.ThreadingHTTPServer):
@@ -89,12 +89,8 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[_FileServer]:
-    srv = _FileServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(_FileServer()) as srv:
+        yield srv
 
 
 def _publish(server: _FileServer, dest, sizes: list[int]) -> list[Download]:
@@ -224,15 +220,10 @@ def test_the_token_goes_with_every_download(tmp_path):
             tokens.append(self.headers.get("Authorization"))
             super().do_GET()
 
-    srv = _FileServer()
-    srv.RequestHandlerClass = Recording
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with serving(_FileServer()) as srv:
+        srv.RequestHandlerClass = Recording
         downloads = _publish(srv, tmp_path, [10] * 6)
         Client(srv.url, "secret-token").download_many(downloads, workers=3)
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert tokens == ["token secret-token"] * 6
 
 
