@@ -144,7 +144,8 @@ class MultipartBody:
 
 
 class _Stopped(Exception):
-    """Ends a download of :meth:`Client.download_many` after another one failed."""
+    """Ends a download of :meth:`Client.download_many` after another one failed or the
+    caller was interrupted."""
 
 
 @dataclass(frozen=True)

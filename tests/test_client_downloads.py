@@ -212,8 +212,9 @@ def test_the_threads_connections_are_closed_afterwards(server, tmp_path, monkeyp
         assert f.read() == server.files["f0"]
 
 
-def test_the_token_goes_with_every_download(tmp_path):
+def test_the_token_and_response_hooks_go_with_every_download(tmp_path):
     tokens: list[str | None] = []
+    answered: list[int] = []
 
     class Recording(_FileHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -223,8 +224,11 @@ def test_the_token_goes_with_every_download(tmp_path):
     with serving(_FileServer()) as srv:
         srv.RequestHandlerClass = Recording
         downloads = _publish(srv, tmp_path, [10] * 6)
-        Client(srv.url, "secret-token").download_many(downloads, workers=3)
+        client = Client(srv.url, "secret-token")
+        client.session.hooks["response"].append(lambda r, *_a, **_k: answered.append(r.status_code))
+        client.download_many(downloads, workers=3)
     assert tokens == ["token secret-token"] * 6
+    assert answered == [200] * 6
 
 
 def test_the_plugin_refuses_a_path_outside_its_folder_before_downloading_any(

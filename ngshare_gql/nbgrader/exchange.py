@@ -220,7 +220,7 @@ class Exchange(ABCExchange):
             self.fail(self.explain(e))
 
     def download_all(self, files: list[dict], dest: str) -> None:
-        """Download ``files`` (File dicts) under ``dest``; nothing before every path is checked."""
+        """Download ``files`` (File dicts) under ``dest``, once every path is checked."""
         self.download(self.downloads_into(files, dest))
 
 
