@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange.abc import ExchangeError
+from traitlets import TraitError
 
 from ngshare_gql.client import Client, ClientError, Download
 from ngshare_gql.nbgrader import ExchangeCollect
@@ -36,6 +37,7 @@ class _FileServer(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requested: list[str] = []
         self.open_connections = 0
+        self.in_flight = self.most_in_flight = 0  # requests being answered
 
     @property
     def url(self) -> str:
@@ -60,6 +62,15 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
         name = self.path.removeprefix("/files/")
         with self.server.lock:
             self.server.requested.append(name)
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+        try:
+            self._answer(name)
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def _answer(self, name: str) -> None:
         time.sleep(self.server.delay.get(name, 0))
         if self.server.barrier is not None:
             try:
@@ -244,3 +255,25 @@ def test_the_plugin_refuses_a_path_outside_its_folder_before_downloading_any(
         collect.download_all(files, str(tmp_path / "inside"))
     assert server.requested == []
     assert not (tmp_path / "escaped.ipynb").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_plugin_downloads_as_many_files_at_once_as_configured(
+    server, tmp_path, monkeypatch, workers
+):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
+    files = []
+    for d in _publish(server, tmp_path / "src", [1000] * 9):
+        name = os.path.basename(d.url)
+        server.delay[name] = 0.2
+        files.append({"path": f"{name}.bin", "url": d.url, "sha256": d.sha256, "size": d.size})
+    collect = ExchangeCollect(coursedir=CourseDirectory(), url=server.url, download_workers=workers)
+    collect.download_all(files, str(tmp_path / "dest"))
+    assert server.most_in_flight == workers
+    assert sorted(os.listdir(tmp_path / "dest")) == sorted(f["path"] for f in files)
+
+
+def test_download_workers_must_be_at_least_one():
+    assert ExchangeCollect(coursedir=CourseDirectory()).download_workers == 4
+    with pytest.raises(TraitError):
+        ExchangeCollect(coursedir=CourseDirectory(), download_workers=0)

@@ -16,9 +16,9 @@ from jupyter_core.paths import jupyter_data_dir
 from nbgrader.exchange.abc import Exchange as ABCExchange
 from nbgrader.exchange.abc import ExchangeError
 from nbgrader.utils import ignore_patterns
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 
-from ngshare_gql.client import Client, ClientError, Download, LocalFile
+from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, LocalFile
 
 #: Transfers at least this big are logged as they progress.
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
@@ -42,6 +42,12 @@ class Exchange(ABCExchange):
     ).tag(config=True)
 
     timeout = Float(60.0, help="Seconds to wait for the service per request.").tag(config=True)
+
+    download_workers = Int(
+        DOWNLOAD_WORKERS,
+        min=1,
+        help="Files downloaded at once (each over a connection of its own); 1: one at a time.",
+    ).tag(config=True)
 
     # Traits of nbgrader's default exchange, accepted so existing configs load.
     root = Unicode(
@@ -215,7 +221,7 @@ class Exchange(ABCExchange):
         """Download and verify them, several at a time, logging a big transfer's progress."""
         report = self.progress("downloading", sum(d.size for d in downloads))
         try:
-            self.client.download_many(downloads, report)
+            self.client.download_many(downloads, report, self.download_workers)
         except ClientError as e:
             self.fail(self.explain(e))
 
