@@ -173,11 +173,15 @@ class Client:
         self._last_answer = time.monotonic()
 
     def _sibling(self) -> Client:
-        """Another client of the same service with the same token and response hooks,
-        over connections of its own."""
+        """Another client of the same service with the same token, response hooks and
+        connection settings (TLS verification, client certificate, proxies), over
+        connections of its own; mounted transport adapters are not shared."""
         other = Client(self.url, "", self.timeout, self.idle_limit)
-        other.session.headers.update(self.session.headers)
-        other.session.hooks = {event: list(h) for event, h in self.session.hooks.items()}
+        mine, its = self.session, other.session
+        its.headers.update(mine.headers)
+        its.hooks = {event: list(h) for event, h in mine.hooks.items()}
+        its.verify, its.cert, its.trust_env = mine.verify, mine.cert, mine.trust_env
+        its.proxies = dict(mine.proxies)
         return other
 
     def _renew_if_idle(self) -> None:

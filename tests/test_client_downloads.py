@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from nbgrader.coursedir import CourseDirectory
@@ -59,7 +60,8 @@ class _FileHandler(http.server.BaseHTTPRequestHandler):
             self.server.open_connections -= 1
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        name = self.path.removeprefix("/files/")
+        # A request through a proxy names the whole URL: the server serves as the proxy.
+        name = urlsplit(self.path).path.removeprefix("/files/")
         with self.server.lock:
             self.server.requested.append(name)
             self.server.in_flight += 1
@@ -240,6 +242,28 @@ def test_the_token_and_response_hooks_go_with_every_download(tmp_path):
         client.download_many(downloads, workers=3)
     assert tokens == ["token secret-token"] * 6
     assert answered == [200] * 6
+
+
+def test_every_download_goes_through_the_sessions_proxy(server, tmp_path):
+    """The threads' clients keep the caller's connection settings: here a proxy,
+    the only way to the service's (unresolvable) host."""
+    seen: list[str] = []
+
+    class Recording(_FileHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.path)
+            super().do_GET()
+
+    server.RequestHandlerClass = Recording
+    downloads = _publish(server, tmp_path, [1000] * 6)
+    client = Client("http://exchange.invalid/", "t")
+    client.session.trust_env = False  # no proxy from the environment either
+    client.session.proxies = {"http": server.url}
+    client.download_many(downloads, workers=3)
+    assert sorted(seen) == sorted(f"http://exchange.invalid/{d.url}" for d in downloads)
+    for d in downloads:
+        with open(d.dest, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == d.sha256
 
 
 def test_the_plugin_refuses_a_path_outside_its_folder_before_downloading_any(
