@@ -19,6 +19,8 @@ from ngshare_gql.storage.blobs import BlobStore, FilesystemBlobStore, SqlBlobSto
 from ngshare_gql.storage.staging import (
     StagingRequest,
     discard_staged_files,
+    file_system_type,
+    maps_safely,
     remove_stale_staging,
 )
 
@@ -36,6 +38,7 @@ class Services:
     blobs: BlobStore
     staging_dir: str
     group_rules: GroupRules
+    staging_maps: bool = True  # hash staged uploads through a memory map (a local disk)
 
 
 def _database_url(settings: config.Settings, instance_path: str) -> str:
@@ -132,12 +135,20 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     os.makedirs(staging, exist_ok=True)
     if removed := remove_stale_staging(staging):
         log.warning("removed %d staging files left by killed workers", removed)
+    staging_fs = file_system_type(staging)
+    if not maps_safely(staging_fs):
+        log.warning(
+            "staging folder %s is on %s, a network or FUSE file system: uploads are read "
+            "back with pread, not mapped (a few per cent slower; a failed read fails one "
+            "upload, not the worker)", staging, staging_fs,
+        )
     app.extensions["ngshare"] = Services(
         settings=settings,
         identity=_identity(settings),
         blobs=blobs,
         staging_dir=staging,
         group_rules=GroupRules(settings.instructor_group, settings.student_group),
+        staging_maps=maps_safely(staging_fs),
     )
     app.teardown_request(discard_staged_files)
 

@@ -8,7 +8,10 @@ import os
 import pytest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ngshare_gql.storage.staging import StagedFile
+from ngshare_gql import create_app
+from ngshare_gql.extensions import db
+from ngshare_gql.storage.staging import StagedFile, file_system_type, maps_safely
+from tests.conftest import GQL, RELEASE, file_inputs, reset_database
 
 BIG = StagedFile.HASH_BEHIND_FROM
 
@@ -124,3 +127,115 @@ def test_a_failure_in_the_helper_reaches_the_request_thread(tmp_path):
         _ = staged.sha256
     staged.discard()  # cleaning up never raises
     assert not os.path.exists(staged.path)
+
+
+def _never_map(*_args, **_kwargs):
+    raise AssertionError("mapped a staging file")
+
+
+def test_unmapped_staging_reads_the_bytes_back_and_a_read_error_fails_one_upload(
+    tmp_path, monkeypatch
+):
+    """On network and FUSE file systems a failed read must be an OSError for this
+    upload, not a SIGBUS for the worker: so the helper never maps the file there."""
+    monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
+    data = os.urandom(2 * StagedFile.WINDOW + 777)
+    staged = StagedFile(str(tmp_path), max_size=1 << 30, mapped=False)
+    for i in range(0, len(data), BIG):
+        staged.write(data[i : i + BIG])
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    staged.discard()
+
+    def failing_pread(*_args):
+        raise OSError(5, "Input/output error")  # what a soft NFS mount gives on a timeout
+
+    monkeypatch.setattr("ngshare_gql.storage.staging.os.pread", failing_pread)
+    staged = StagedFile(str(tmp_path), max_size=1 << 30, mapped=False)
+    with pytest.raises(OSError, match="Input/output error"):
+        for i in range(0, len(data), BIG):
+            staged.write(data[i : i + BIG])
+        staged.finish()
+    staged.discard()
+    assert not os.path.exists(staged.path)
+
+
+MOUNTINFO = """\
+22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:40 / /srv/blobs rw,relatime shared:5 master:2 - nfs4 server:/export rw,vers=4.1
+31 30 0:41 / /srv/blobs/tmp rw - tmpfs tmpfs rw
+32 22 0:42 / /srv/blob\\040store rw - fuse.gcsfuse bucket rw
+33 22 253:16 / /srv/over rw - ext4 /dev/vdb rw
+34 33 0:44 / /srv/over rw - cifs //host/share rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "fs_type"),
+    [
+        ("/srv/blobs/tmp/upload-1", "tmpfs"),  # a local mount inside a network one
+        ("/srv/blobs", "nfs4"),
+        ("/srv/blobs/ab/cd", "nfs4"),
+        ("/srv/blobsX/tmp", "ext4"),  # a longer name, not a path inside /srv/blobs
+        ("/srv/blob store/tmp", "fuse.gcsfuse"),  # the table escapes the space
+        ("/srv/over/tmp", "cifs"),  # the last of two mounts on one point is the one seen
+        ("/var/lib/ngshare", "ext4"),
+    ],
+)
+def test_the_file_system_type_is_that_of_the_mount_holding_the_path(tmp_path, path, fs_type):
+    table = tmp_path / "mountinfo"
+    table.write_text(MOUNTINFO)
+    assert file_system_type(path, str(table)) == fs_type
+
+
+def test_without_a_mount_table_the_type_is_unknown_and_staging_is_mapped(tmp_path):
+    assert file_system_type("/srv", str(tmp_path / "absent")) is None
+    assert maps_safely(None)
+
+
+@pytest.mark.parametrize(
+    ("fs_type", "mapped"),
+    [("nfs", False), ("nfs4", False), ("cifs", False), ("smb3", False), ("ceph", False),
+     ("9p", False), ("fuse", False), ("fuse.gcsfuse", False), ("fuseblk", False),
+     ("ext4", True), ("xfs", True), ("btrfs", True), ("tmpfs", True), ("overlay", True)],
+)
+def test_network_and_fuse_file_systems_are_not_mapped(fs_type, mapped):
+    assert maps_safely(fs_type) is mapped
+
+
+def test_this_machines_staging_folder_is_found_local(tmp_path):
+    """The real mount table: the tests' temporary folder is on a local disk here."""
+    assert file_system_type(str(tmp_path)) is not None
+    assert maps_safely(file_system_type(str(tmp_path)))
+
+
+@pytest.fixture
+def app_staging_on_nfs(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr("ngshare_gql.app.file_system_type", lambda _path: "nfs4")
+    app = create_app(settings)
+    app.instance_path = str(tmp_path)
+    reset_database(app)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_app_hashes_uploads_staged_on_a_network_file_system_without_a_map(
+    app_staging_on_nfs, monkeypatch, caplog
+):
+    app = app_staging_on_nfs
+    assert app.extensions["ngshare"].staging_maps is False
+    said = [r.getMessage() for r in caplog.get_records("setup") if r.name == "ngshare_gql"]
+    assert any("is on nfs4" in line and "pread" in line for line in said), said
+    monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
+    client = app.test_client()
+    admin, ins = GQL(client, "admin"), GQL(client, "ins")
+    admin('mutation { createCourse(id: "c1") { id } }')
+    admin('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, members: [{user: "ins"}]) '
+          "{ user } }")
+    data = os.urandom(3 * StagedFile.WINDOW // 2)
+    files, uploads = file_inputs({"data.bin": data})
+    released = ins(RELEASE, {"c": "c1", "n": "ps1", "files": files, "force": False}, uploads)
+    (stored,) = released["releaseAssignment"]["files"]
+    assert stored["sha256"] == hashlib.sha256(data).hexdigest()
+    assert client.get(stored["url"], headers=ins.headers).data == data
