@@ -139,7 +139,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     if not maps_safely(staging_fs):
         log.warning(
             "staging folder %s is on %s, a network or FUSE file system: uploads are read "
-            "back with pread, not mapped (a few per cent slower; a failed read fails one "
+            "back with preadv, not mapped (a few per cent slower; a failed read fails one "
             "upload, not the worker)", staging, staging_fs,
         )
     app.extensions["ngshare"] = Services(

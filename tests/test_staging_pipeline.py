@@ -50,15 +50,15 @@ def test_a_writer_may_reuse_its_buffer_as_soon_as_write_returns(tmp_path):
 
 def test_a_file_system_that_cannot_map_files_still_gets_hashed(tmp_path, monkeypatch):
     """Where mmap is refused the helper reads the bytes back, short reads included."""
-    real_pread = os.pread
+    real_preadv = os.preadv
 
     def refuse(*args, **kwargs):
         raise OSError(19, "No such device")  # what mmap says where mapping is unsupported
 
     monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", refuse)
     monkeypatch.setattr(
-        "ngshare_gql.storage.staging.os.pread",
-        lambda fd, n, offset: real_pread(fd, min(n, 100_000), offset),  # as FUSE may
+        "ngshare_gql.storage.staging.os.preadv",
+        lambda fd, buffers, offset: real_preadv(fd, [buffers[0][:100_000]], offset),  # as FUSE may
     )
     staged = StagedFile(str(tmp_path), max_size=1 << 30)
     data = os.urandom(3 * StagedFile.WINDOW + 12345)
@@ -133,23 +133,35 @@ def _never_map(*_args, **_kwargs):
     raise AssertionError("mapped a staging file")
 
 
-def test_unmapped_staging_reads_the_bytes_back_and_a_read_error_fails_one_upload(
-    tmp_path, monkeypatch
-):
-    """On network and FUSE file systems a failed read must be an OSError for this
-    upload, not a SIGBUS for the worker: so the helper never maps the file there."""
+def test_unmapped_staging_reads_the_bytes_back_a_window_at_most_at_a_time(tmp_path, monkeypatch):
+    """On network and FUSE file systems the helper copies the bytes back instead of
+    mapping them, into one buffer: never more than a window at once, however far
+    behind it is."""
     monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
-    data = os.urandom(2 * StagedFile.WINDOW + 777)
+    real_preadv, asked = os.preadv, []
+
+    def recording_preadv(fd, buffers, offset):
+        asked.append(sum(len(b) for b in buffers))
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr("ngshare_gql.storage.staging.os.preadv", recording_preadv)
+    data = os.urandom(5 * StagedFile.WINDOW + 777)
     staged = StagedFile(str(tmp_path), max_size=1 << 30, mapped=False)
-    for i in range(0, len(data), BIG):
-        staged.write(data[i : i + BIG])
+    staged.write(data)  # one write: the helper starts a whole file behind
     assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    assert sum(asked) == len(data)
+    assert max(asked) == StagedFile.WINDOW
     staged.discard()
 
-    def failing_pread(*_args):
+
+def test_a_failed_read_back_fails_the_upload_not_the_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
+
+    def failing_preadv(*_args):
         raise OSError(5, "Input/output error")  # what a soft NFS mount gives on a timeout
 
-    monkeypatch.setattr("ngshare_gql.storage.staging.os.pread", failing_pread)
+    monkeypatch.setattr("ngshare_gql.storage.staging.os.preadv", failing_preadv)
+    data = os.urandom(2 * StagedFile.WINDOW)
     staged = StagedFile(str(tmp_path), max_size=1 << 30, mapped=False)
     with pytest.raises(OSError, match="Input/output error"):
         for i in range(0, len(data), BIG):
@@ -159,14 +171,17 @@ def test_unmapped_staging_reads_the_bytes_back_and_a_read_error_fails_one_upload
     assert not os.path.exists(staged.path)
 
 
-MOUNTINFO = """\
-22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-30 22 0:40 / /srv/blobs rw,relatime shared:5 master:2 - nfs4 server:/export rw,vers=4.1
-31 30 0:41 / /srv/blobs/tmp rw - tmpfs tmpfs rw
-32 22 0:42 / /srv/blob\\040store rw - fuse.gcsfuse bucket rw
-33 22 253:16 / /srv/over rw - ext4 /dev/vdb rw
-34 33 0:44 / /srv/over rw - cifs //host/share rw
-"""
+MOUNTINFO = (
+    b"22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+    b"30 22 0:40 / /srv/blobs rw,relatime shared:5 master:2 - nfs4 server:/export rw\n"
+    b"31 30 0:41 / /srv/blobs/tmp rw - tmpfs tmpfs rw\n"
+    b"32 22 0:42 / /srv/blob\\040store rw - fuse.gcsfuse bucket rw\n"
+    b"33 22 253:16 / /srv/over rw - ext4 /dev/vdb rw\n"
+    b"34 33 0:44 / /srv/over rw - cifs //host/share rw\n"
+    b"35 22 0:45 / /srv/tab\\011and\\134slash rw - nfs server:/t rw\n"
+    b"36 22 0:46 / /srv/a\xc2\xa0b rw - nfs4 server:/nbsp rw\n"  # a no-break space
+    b"37 22 0:47 /sub /srv/bound rw unbindable - virtiofs share rw\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -178,13 +193,30 @@ MOUNTINFO = """\
         ("/srv/blobsX/tmp", "ext4"),  # a longer name, not a path inside /srv/blobs
         ("/srv/blob store/tmp", "fuse.gcsfuse"),  # the table escapes the space
         ("/srv/over/tmp", "cifs"),  # the last of two mounts on one point is the one seen
-        ("/var/lib/ngshare", "ext4"),
+        ("/srv/tab\tand\\slash/x", "nfs"),
+        ("/srv/a\u00a0b/tmp", "nfs4"),
+        ("/srv/a/tmp", "ext4"),  # not confused by the no-break space above
+        ("/srv/bound/x", "virtiofs"),
+        ("/var/lib/ngshare-test-absent", "ext4"),
     ],
 )
-def test_the_file_system_type_is_that_of_the_mount_holding_the_path(tmp_path, path, fs_type):
+def test_a_path_not_there_yet_is_on_the_mount_point_holding_it(tmp_path, path, fs_type):
     table = tmp_path / "mountinfo"
-    table.write_text(MOUNTINFO)
+    table.write_bytes(MOUNTINFO)
     assert file_system_type(path, str(table)) == fs_type
+
+
+def test_an_existing_path_is_on_the_mount_of_its_device(tmp_path):
+    """A mount made later on a folder above hides what was mounted below: the device
+    the folder is really on decides, not the longest mount point."""
+    st_dev = os.stat(tmp_path).st_dev
+    table = tmp_path / "mountinfo"
+    table.write_bytes(
+        f"1 0 {os.major(st_dev)}:{os.minor(st_dev)} / /elsewhere rw - nfs4 server:/x rw\n"
+        f"2 0 0:99 / / rw - ext4 /dev/other rw\n"
+        f"3 0 0:98 / {tmp_path} rw - tmpfs tmpfs rw\n".encode()
+    )
+    assert file_system_type(str(tmp_path), str(table)) == "nfs4"
 
 
 def test_without_a_mount_table_the_type_is_unknown_and_staging_is_mapped(tmp_path):
@@ -195,29 +227,55 @@ def test_without_a_mount_table_the_type_is_unknown_and_staging_is_mapped(tmp_pat
 @pytest.mark.parametrize(
     ("fs_type", "mapped"),
     [("nfs", False), ("nfs4", False), ("cifs", False), ("smb3", False), ("ceph", False),
-     ("9p", False), ("fuse", False), ("fuse.gcsfuse", False), ("fuseblk", False),
+     ("9p", False), ("virtiofs", False), ("lustre", False), ("fuse", False),
+     ("fuse.gcsfuse", False), ("fuseblk", False),
      ("ext4", True), ("xfs", True), ("btrfs", True), ("tmpfs", True), ("overlay", True)],
 )
 def test_network_and_fuse_file_systems_are_not_mapped(fs_type, mapped):
     assert maps_safely(fs_type) is mapped
 
 
-def test_this_machines_staging_folder_is_found_local(tmp_path):
-    """The real mount table: the tests' temporary folder is on a local disk here."""
-    assert file_system_type(str(tmp_path)) is not None
-    assert maps_safely(file_system_type(str(tmp_path)))
+def test_this_machines_mount_table_names_a_real_file_system(tmp_path):
+    with open("/proc/filesystems") as f:
+        known = {line.split()[-1] for line in f if line.strip()}
+    fs_type = file_system_type(str(tmp_path))
+    assert fs_type is not None
+    assert fs_type.split(".")[0] in known
 
 
 @pytest.fixture
 def app_staging_on_nfs(settings, tmp_path, monkeypatch):
-    monkeypatch.setattr("ngshare_gql.app.file_system_type", lambda _path: "nfs4")
+    probed: list[str] = []
+
+    def on_nfs(path: str) -> str:
+        probed.append(path)
+        return "nfs4"
+
+    monkeypatch.setattr("ngshare_gql.app.file_system_type", on_nfs)
     app = create_app(settings)
     app.instance_path = str(tmp_path)
     reset_database(app)
+    assert probed == [app.extensions["ngshare"].staging_dir]
+    app.extensions["ngshare"].staging_dir = _fresh_folder(tmp_path / "staging")
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def _fresh_folder(path) -> str:
+    """A staging folder of the test's own, so that what is left in it is this test's."""
+    os.makedirs(path)
+    return str(path)
+
+
+def _instructor(app) -> GQL:
+    client = app.test_client()
+    admin, ins = GQL(client, "admin"), GQL(client, "ins")
+    admin('mutation { createCourse(id: "c1") { id } }')
+    admin('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, members: [{user: "ins"}]) '
+          "{ user } }")
+    return ins
 
 
 def test_the_app_hashes_uploads_staged_on_a_network_file_system_without_a_map(
@@ -228,14 +286,57 @@ def test_the_app_hashes_uploads_staged_on_a_network_file_system_without_a_map(
     said = [r.getMessage() for r in caplog.get_records("setup") if r.name == "ngshare_gql"]
     assert any("is on nfs4" in line and "pread" in line for line in said), said
     monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
-    client = app.test_client()
-    admin, ins = GQL(client, "admin"), GQL(client, "ins")
-    admin('mutation { createCourse(id: "c1") { id } }')
-    admin('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, members: [{user: "ins"}]) '
-          "{ user } }")
+    ins = _instructor(app)
     data = os.urandom(3 * StagedFile.WINDOW // 2)
     files, uploads = file_inputs({"data.bin": data})
     released = ins(RELEASE, {"c": "c1", "n": "ps1", "files": files, "force": False}, uploads)
     (stored,) = released["releaseAssignment"]["files"]
     assert stored["sha256"] == hashlib.sha256(data).hexdigest()
-    assert client.get(stored["url"], headers=ins.headers).data == data
+    assert ins.client.get(stored["url"], headers=ins.headers).data == data
+
+
+def test_a_staging_read_error_is_a_clear_error_and_loses_nothing(app_staging_on_nfs, monkeypatch):
+    app = app_staging_on_nfs
+    ins = _instructor(app)
+    real_preadv = os.preadv
+
+    def failing_preadv(*_args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("ngshare_gql.storage.staging.os.preadv", failing_preadv)
+    data = os.urandom(3 * StagedFile.WINDOW // 2)
+    files, uploads = file_inputs({"data.bin": data})
+    variables = {"c": "c1", "n": "ps1", "files": files, "force": False}
+    response = ins.raw(RELEASE, variables, uploads)
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "code": "SERVICE_UNAVAILABLE",
+        "error": "the service could not store the upload (Input/output error); try again, "
+        "and tell the service's operator if it happens again",
+    }
+    assert os.listdir(app.extensions["ngshare"].staging_dir) == []
+    listed = ins('{ course(id: "c1") { assignments { name } } }')
+    assert listed["course"]["assignments"] == []  # nothing half-released
+    monkeypatch.setattr("ngshare_gql.storage.staging.os.preadv", real_preadv)
+    released = ins(RELEASE, variables, uploads)  # the same upload, once the disk answers
+    assert released["releaseAssignment"]["files"][0]["sha256"] == files[0]["sha256"]
+
+
+def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(app, monkeypatch, tmp_path):
+    app.extensions["ngshare"].staging_dir = _fresh_folder(tmp_path / "staging")
+    real_init = StagedFile.__init__
+
+    def on_a_full_disk(self, *args, **kwargs) -> None:
+        real_init(self, *args, **kwargs)
+        self._file = FullDisk(self._file)
+
+    monkeypatch.setattr(StagedFile, "__init__", on_a_full_disk)
+    ins = _instructor(app)
+    files, uploads = file_inputs({"data.bin": os.urandom(3 * 1024 * 1024)})
+    variables = {"c": "c1", "n": "ps1", "files": files, "force": False}
+    response = ins.raw(RELEASE, variables, uploads)
+    assert response.status_code == 503
+    assert "(No space left on device); try again" in response.get_json()["error"]
+    assert os.listdir(app.extensions["ngshare"].staging_dir) == []
+    monkeypatch.setattr(StagedFile, "__init__", real_init)
+    assert ins(RELEASE, variables, uploads)["releaseAssignment"]["released"]

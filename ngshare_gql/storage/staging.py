@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import mmap
 import os
 import queue
@@ -24,38 +25,64 @@ from flask import Request, current_app, g
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ngshare_gql.errors import ServiceUnavailable
 from ngshare_gql.storage import multipart
 from ngshare_gql.storage.body import body_readinto
 
-# File systems whose reads can fail after a write succeeded: a server or a FUSE daemon
-# gone, a soft mount timing out.  A failed read of a mapped page is a SIGBUS, which ends
-# the worker and every request in it; a failed ``pread`` is one upload's OSError.
+# File systems whose reads can fail after a write succeeded: a server gone, a soft mount
+# timing out (these, and every ``fuse*`` type: a FUSE daemon gone).  A failed read of a
+# mapped page is a SIGBUS, which ends the worker and every request in it; a failed
+# ``preadv`` is one upload's OSError.  Network block devices (EBS, RBD, iSCSI) formatted
+# ext4 or xfs look local here, and are mapped.
 _REMOTE_FILE_SYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "9p", "glusterfs", "lustre", "gpfs",
-     "beegfs", "afs"}
+    {"nfs", "nfs4", "cifs", "smb3", "ceph", "9p", "virtiofs", "vboxsf", "lustre", "gpfs",
+     "beegfs", "afs", "orangefs", "ocfs2", "gfs2"}
 )
-_MOUNTINFO_ESCAPE = re.compile(r"\\([0-7]{3})")
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+log = logging.getLogger(__name__)
+
+
+def _mounts(mountinfo: str) -> list[tuple[bytes, str, str]]:
+    """(device ``major:minor``, mount point, type) of each line of the mount table, in
+    its order.  Fields are split on single spaces only: the kernel escapes space, tab,
+    newline and backslash in a mount point (``\\040``…), nothing else."""
+    with open(mountinfo, "rb") as f:
+        lines = f.read().split(b"\n")
+    mounts = []
+    for line in lines:
+        fields = line.split(b" ")
+        if b"-" not in fields[6:] or len(fields) < 7:
+            continue
+        rest = fields[fields.index(b"-", 6) + 1 :]
+        if not rest or not rest[0]:
+            continue
+        point = _MOUNTINFO_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        mounts.append((fields[2], os.fsdecode(point), os.fsdecode(rest[0])))
+    return mounts
 
 
 def file_system_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
-    """The type of the file system ``path`` is on, from the mount table (the last mount
-    on the longest mount point that holds it); None where the table can't be read."""
-    target = os.path.realpath(path)
-    found, longest = None, -1
+    """The type of the file system ``path`` is on, from the mount table: the mount of
+    the path's device, else (a path not there yet, a btrfs subvolume) the last mount on
+    the longest mount point that holds it; None where the table can't be read."""
     try:
-        with open(mountinfo, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        mounts = _mounts(mountinfo)
     except OSError:
         return None
-    for line in lines:
-        fields = line.split()
-        if "-" not in fields[5:]:
-            continue
-        point = _MOUNTINFO_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        fs_type = fields[fields.index("-", 5) + 1 :][:1]
+    target = os.path.realpath(path)
+    try:
+        st_dev = os.stat(target).st_dev
+        device = f"{os.major(st_dev)}:{os.minor(st_dev)}".encode()
+    except OSError:
+        device = None
+    on_device = [fs_type for dev, _, fs_type in mounts if dev == device]
+    if on_device:  # bind mounts of one device share its type
+        return on_device[-1]
+    found, longest = None, -1
+    for _, point, fs_type in mounts:
         inside = point == "/" or target == point or target.startswith(point.rstrip("/") + "/")
-        if fs_type and inside and len(point) >= longest:
-            found, longest = fs_type[0], len(point)
+        if inside and len(point) >= longest:
+            found, longest = fs_type, len(point)
     return found
 
 
@@ -75,10 +102,11 @@ class StagedFile:
     memory map (no copy), while the request thread goes on receiving (hashlib,
     file writes and ``recv`` all release the GIL): an upload takes about the longer
     of hashing and receiving rather than their sum.  With ``mapped=False`` (network
-    and FUSE file systems, see :func:`maps_safely`) it reads the bytes back with
-    ``pread`` instead, about 4.5% slower (bench/RESULTS.md).  No write keeps its
-    buffer, so the parser reuses one.  Methods that need the digest or the finished
-    file wait for the helper first and re-raise what it failed with.
+    and FUSE file systems, see :func:`maps_safely`) it copies the bytes back with
+    ``preadv`` into a buffer of its own instead: on a local disk that measured about
+    4.5% slower (bench/RESULTS.md).  No write keeps its buffer, so the parser reuses
+    one.  Methods that need the digest or the finished file wait for the helper first
+    and re-raise what it failed with.
     """
 
     HASH_BEHIND_FROM = 256 * 1024  # bytes in one write that are worth handing over
@@ -96,6 +124,7 @@ class StagedFile:
         self._queue: queue.SimpleQueue[int | None] | None = None
         self._helper: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._buffer: memoryview | None = None  # for reading back unmapped
 
     # --- the file protocol the multipart parsers use ---------------------------------
     def write(self, data: bytes | memoryview) -> int:
@@ -150,12 +179,15 @@ class StagedFile:
             self._hashed = stop
 
     def _hash_read(self, fd: int, stop: int) -> None:
+        """Hash up to ``stop`` (at most a window on) copying the bytes back."""
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(self.WINDOW))
         while self._hashed < stop:
-            data = os.pread(fd, stop - self._hashed, self._hashed)
-            if not data:
+            n = os.preadv(fd, [self._buffer[: stop - self._hashed]], self._hashed)
+            if not n:
                 raise OSError(f"staging file {self.path} is shorter than what was written")
-            self._hash.update(data)
-            self._hashed += len(data)
+            self._hash.update(self._buffer[:n])
+            self._hashed += n
 
     def _settle(self) -> None:
         """Wait until every write is hashed; raise what failed."""
@@ -239,6 +271,12 @@ class StagingRequest(Request):
             )
         except ValueError:  # malformed: an empty form, like werkzeug's silent parser
             fields, files = [], []
+        except OSError as exc:  # the staging folder's disk is full, or a read failed
+            log.warning("could not stage an upload: %s", exc)
+            raise ServiceUnavailable(
+                f"the service could not store the upload ({exc.strerror or exc}); try "
+                "again, and tell the service's operator if it happens again"
+            ) from exc
         d = self.__dict__
         d["stream"] = stream
         d["form"] = self.parameter_storage_class(fields)
