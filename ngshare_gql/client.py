@@ -268,6 +268,9 @@ class Client:
                 first.get("message", "error"), (first.get("extensions") or {}).get("code")
             )
         if response.status_code >= 400 or not isinstance(payload, dict):
+            said = payload.get("error") if isinstance(payload, dict) else None
+            if isinstance(said, str):  # the service's own error, refused before GraphQL ran
+                raise ClientError(said, payload.get("code"))
             raise ClientError(f"HTTP {response.status_code} from {self.url}", "BAD_RESPONSE")
         return payload["data"]
 

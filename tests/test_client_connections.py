@@ -5,6 +5,7 @@ and against real gunicorn."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import random
@@ -184,3 +185,29 @@ def test_calls_timed_to_a_5_s_keepalive_all_succeed(tmp_path):
         for t in threads:
             t.join()
     assert failures == []
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every POST as the service does when it refuses a request before GraphQL
+    runs (a staging disk full, say): an HTTP error with its JSON error body."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"error": "the disk is full; try again", "code": "SERVICE_UNAVAILABLE"})
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_the_services_own_error_reaches_the_user_as_it_said_it():
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)) as srv:
+        client = Client(f"http://127.0.0.1:{srv.server_address[1]}/", "t")
+        with pytest.raises(ClientError) as failure:
+            client.execute("{ me { name } }")
+    assert failure.value.message == "the disk is full; try again"
+    assert failure.value.code == "SERVICE_UNAVAILABLE"
