@@ -340,3 +340,15 @@ def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(app, monke
     assert os.listdir(app.extensions["ngshare"].staging_dir) == []
     monkeypatch.setattr(StagedFile, "__init__", real_init)
     assert ins(RELEASE, variables, uploads)["releaseAssignment"]["released"]
+
+
+def test_a_client_gone_mid_upload_is_not_called_a_storage_failure(app, monkeypatch, caplog):
+    def reset(*_args, **_kwargs):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr("ngshare_gql.storage.staging.multipart.parse", reset)
+    ins = _instructor(app)
+    files, uploads = file_inputs({"data.bin": b"x" * 1000})
+    response = ins.raw(RELEASE, {"c": "c1", "n": "ps1", "files": files, "force": False}, uploads)
+    assert response.status_code == 500  # Flask's answer to the error, for a client that left
+    assert "could not stage" not in caplog.text

@@ -271,6 +271,8 @@ class StagingRequest(Request):
             )
         except ValueError:  # malformed: an empty form, like werkzeug's silent parser
             fields, files = [], []
+        except (ConnectionError, TimeoutError):  # the client's connection, not our disk
+            raise
         except OSError as exc:  # the staging folder's disk is full, or a read failed
             log.warning("could not stage an upload: %s", exc)
             raise ServiceUnavailable(
