@@ -136,7 +136,8 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     if removed := remove_stale_staging(staging):
         log.warning("removed %d staging files left by killed workers", removed)
     staging_fs = file_system_type(staging)
-    if not maps_safely(staging_fs):
+    staging_maps = maps_safely(staging_fs)
+    if not staging_maps:
         log.warning(
             "staging folder %s is on %s, a network or FUSE file system: uploads are read "
             "back with preadv, not mapped (a few per cent slower; a failed read fails one "
@@ -148,7 +149,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         blobs=blobs,
         staging_dir=staging,
         group_rules=GroupRules(settings.instructor_group, settings.student_group),
-        staging_maps=maps_safely(staging_fs),
+        staging_maps=staging_maps,
     )
     app.teardown_request(discard_staged_files)
 

@@ -51,7 +51,7 @@ def _mounts(mountinfo: str) -> list[tuple[bytes, str, str]]:
     mounts = []
     for line in lines:
         fields = line.split(b" ")
-        if b"-" not in fields[6:] or len(fields) < 7:
+        if b"-" not in fields[6:]:  # not a mount line (a short one, or the empty last)
             continue
         rest = fields[fields.index(b"-", 6) + 1 :]
         if not rest or not rest[0]:
