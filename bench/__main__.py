@@ -122,7 +122,10 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
 
 # Parts of a workload's result summed up on their own: whether more is better.
-PARTS = {"upload_s": False, "upload_post_s": False, "download_s": False, "upload_vs_physical": True}
+PARTS = {
+    "upload_s": False, "upload_post_s": False, "download_s": False,
+    "upload_vs_physical": True, "upload_vs_bare": True,
+}
 
 
 def _median(runs: list[dict]) -> dict:

@@ -1,16 +1,20 @@
 """What this machine can do at best, measured in the same run (sha256 and loopback
-TCP; :func:`reference`), and the step that levels its state before each timed step
-(:func:`settle`)."""
+TCP; :func:`reference`), the least any upload costs here (:func:`bare_upload`), and
+the step that levels its state before each timed step (:func:`settle`)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 
 MB = 1024 * 1024
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sha256_throughput(total: int) -> float:
@@ -59,6 +63,69 @@ def reference(sha_probe: int, socket_probe: int) -> dict[str, float]:
     }
 
 
+def bare_upload(source: str, sha256: str, directory: str) -> float:
+    """MB/s of the least an upload of ``source`` costs on this machine: no HTTP,
+    GraphQL or database, only the bytes.  Another process receives them over
+    loopback TCP, 1 MiB at a time, into the service's own staging file in
+    ``directory`` (written once, hashed behind by its helper thread), while this one
+    sends them as the client does (1 MiB reads, ``sendall``).  Measured beside a
+    W1 upload, it tells the machine's state at that moment apart from what the
+    service adds."""
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "bench.physical", os.path.abspath(directory)],
+        stdout=subprocess.PIPE, text=True, cwd=_REPO,
+    )
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline())
+        size = os.path.getsize(source)
+        buffer = memoryview(bytearray(MB))
+        with socket.create_connection(("127.0.0.1", port)) as out, \
+                open(source, "rb", buffering=0) as f:
+            t0 = time.perf_counter()
+            out.sendall(struct.pack("!Q", size))
+            while n := f.readinto(buffer):
+                out.sendall(buffer[:n])
+            digest = out.makefile("rb").read(64).decode()
+            seconds = time.perf_counter() - t0
+        receiver.wait(timeout=30)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+    if digest != sha256:
+        raise RuntimeError(f"the bare upload of {source} arrived as {digest or 'nothing'}")
+    return (size / MB) / seconds
+
+
+def _receive(directory: str) -> None:
+    """The receiving side of :func:`bare_upload` (``python -m bench.physical DIR``)."""
+    from ngshare_gql.storage.staging import StagedFile, file_system_type, maps_safely
+
+    mapped = maps_safely(file_system_type(directory))
+    server = socket.create_server(("127.0.0.1", 0))
+    print(server.getsockname()[1], flush=True)
+    conn, _ = server.accept()
+    with conn, server:
+        (size,) = struct.unpack("!Q", conn.recv(8, socket.MSG_WAITALL))
+        staged = StagedFile(directory, size, mapped)
+        buffer = memoryview(bytearray(MB))
+        try:
+            received = 0
+            while received < size:
+                filled = 0
+                while filled < MB and received + filled < size:
+                    n = conn.recv_into(buffer[filled:], min(MB - filled, size - received - filled))
+                    if not n:
+                        return  # the sender went away: it reports no digest
+                    filled += n
+                staged.write(buffer[:filled])
+                received += filled
+            conn.sendall(staged.sha256.encode())
+        finally:
+            staged.discard()
+
+
 WARM_UP = 256 * MB
 
 
@@ -81,3 +148,7 @@ def settle(directory: str, warm_up: int = WARM_UP) -> None:
         for _ in range(warm_up // MB):
             f.write(block)
     os.unlink(path)
+
+
+if __name__ == "__main__":
+    _receive(sys.argv[1])

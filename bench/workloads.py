@@ -125,9 +125,11 @@ def setup(svc, data: Data) -> None:
 
 def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     """Release one big file and download it (a student), verified on arrival; the
-    upload's throughput as a fraction of the physical reference measured just before."""
+    upload's throughput as a fraction of the physical reference measured just before,
+    and of the bare transfer of the same file measured just before that."""
     dest = os.path.join(work, "w1")
     size = data.sizes.w1_file
+    bare = physical.bare_upload(data.w1(run), data.sha[data.w1(run)], work)
     beside = physical.reference(size, 4 * size)
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
@@ -141,6 +143,7 @@ def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
         "seconds": t2 - t0, "upload_s": t1 - t0, "upload_post_s": svc.last_post_seconds,
         "download_s": t2 - t1, "bytes": size, "intact": intact,
         "physical_beside": beside, "upload_vs_physical": upload_mbps / min(beside.values()),
+        "bare_beside_MBps": bare, "upload_vs_bare": upload_mbps / bare,
         **rss.numbers(),
     }
 
