@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -148,6 +149,28 @@ class _Stopped(Exception):
     caller was interrupted."""
 
 
+# TLS errors that are a connection closed, not a handshake refused: a kept-alive
+# connection the server dropped ends the same way, and another try may well work.
+_TLS_CLOSED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error that made setting up a connection fail, if one did (an untrusted
+    certificate, a service that does not speak TLS): requests and urllib3 wrap it in
+    their own exceptions (``args``, ``reason``) and chain it (``__context__``)."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLError):
+            return None if isinstance(e, _TLS_CLOSED) else e
+        linked = (*e.args, getattr(e, "reason", None), e.__cause__, e.__context__)
+        todo.extend(x for x in linked if isinstance(x, BaseException))
+    return None
+
+
 @dataclass(frozen=True)
 class Download:
     """A file to fetch from ``url`` into ``dest``, with its expected sha256 and size."""
@@ -193,6 +216,15 @@ class Client:
     def _lost(self, exc: requests.RequestException, doing: str) -> ClientError:
         """What a connection failure means to the user: no service to connect to, one
         that stopped sending, or a connection that broke off after the request went out."""
+        tls = _tls_error(exc) if isinstance(exc, requests.exceptions.SSLError) else None
+        if tls is not None:  # trying again will not help: a setting has to change
+            detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+            return ClientError(
+                f"TLS with the exchange service at {self.url} failed ({detail}); check the "
+                "CA certificates this client trusts (REQUESTS_CA_BUNDLE) and, if the "
+                "service asks for one, the client certificate",
+                "TLS_FAILED",
+            )
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps it
         if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):

@@ -11,11 +11,14 @@ import os
 import random
 import runpy
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import requests
+import urllib3
 
 from ngshare_gql.client import Client, ClientError
 from tests.servers import REPO, free_port, gunicorn_server, service_env, serving
@@ -211,3 +214,31 @@ def test_the_services_own_error_reaches_the_user_as_it_said_it():
             client.execute("{ me { name } }")
     assert failure.value.message == "the disk is full; try again"
     assert failure.value.code == "SERVICE_UNAVAILABLE"
+
+
+def _as_requests_raises(error: Exception) -> requests.exceptions.SSLError:
+    """``error`` wrapped the way requests and urllib3 report a failed connection."""
+    try:
+        try:
+            raise urllib3.exceptions.SSLError(error)
+        except urllib3.exceptions.SSLError as inner:
+            raise urllib3.exceptions.MaxRetryError(None, "/graphql", inner) from inner
+    except urllib3.exceptions.MaxRetryError as outer:
+        return requests.exceptions.SSLError(outer)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "TLS_FAILED"),
+        (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "TLS_FAILED"),
+        # a connection closed: a kept-alive one the service dropped looks the same
+        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), "CONNECTION_LOST"),
+        (ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed"), "CONNECTION_LOST"),
+    ],
+)
+def test_only_tls_that_could_not_be_set_up_is_called_a_tls_failure(error, code):
+    client = Client("https://exchange.example/", "t")
+    lost = client._lost(_as_requests_raises(error), "before it answered")
+    assert lost.code == code
+    assert ("try again" in str(lost)) == (code == "CONNECTION_LOST")

@@ -5,10 +5,12 @@ file server that can hold each answer until several requests are in flight."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from traitlets import TraitError
 
 from ngshare_gql.client import Client, ClientError, Download
 from ngshare_gql.nbgrader import ExchangeCollect
+from tests.pki import Pki, make_pki
 from tests.servers import free_port, serving
 
 
@@ -301,3 +304,104 @@ def test_download_workers_must_be_at_least_one():
     assert ExchangeCollect(coursedir=CourseDirectory()).download_workers == 4
     with pytest.raises(TraitError):
         ExchangeCollect(coursedir=CourseDirectory(), download_workers=0)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@contextlib.contextmanager
+def _tls_server(pki: Pki, seen: list[str]) -> Iterator[_FileServer]:
+    """The file server over TLS with the CA's server certificate, asking every client
+    for a certificate of the same CA; ``seen`` gets each request's client's name."""
+
+    class Recording(_FileHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            subject = dict(x[0] for x in self.connection.getpeercert()["subject"])
+            seen.append(subject["commonName"])
+            super().do_GET()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki.ca)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = _FileServer()
+    server.RequestHandlerClass = Recording
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    with serving(server) as srv:
+        yield srv
+
+
+def test_every_download_trusts_the_sessions_ca_and_shows_its_certificate(pki, tmp_path):
+    """The threads' clients keep the caller's TLS settings: the CA that signed the
+    service's certificate, and the client certificate the service asks for."""
+    seen: list[str] = []
+    with _tls_server(pki, seen) as srv:
+        downloads = _publish(srv, tmp_path, [1000] * 6)
+        client = Client(srv.url.replace("http:", "https:"), "t")
+        # Off, or requests lets REQUESTS_CA_BUNDLE from the environment override verify.
+        client.session.trust_env = False
+        client.session.verify = pki.ca
+        client.session.cert = (pki.client_cert, pki.client_key)
+        client.download_many(downloads, workers=3)
+    assert seen == ["a notebook server"] * 6
+    for d in downloads:
+        with open(d.dest, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == d.sha256
+
+
+def test_a_service_the_client_cannot_trust_is_named_and_nothing_arrives(pki, tmp_path):
+    seen: list[str] = []
+    with _tls_server(pki, seen) as srv:
+        downloads = _publish(srv, tmp_path, [1000] * 6)
+        client = Client(srv.url.replace("http:", "https:"), "t")
+        client.session.trust_env = False  # the public CAs only, not the tests' own
+        client.session.cert = (pki.client_cert, pki.client_key)
+        with pytest.raises(ClientError) as caught:
+            client.download_many(downloads, workers=3)
+        with pytest.raises(ClientError) as called:  # a GraphQL call says the same
+            client.execute("{ __typename }")
+    for error in (caught.value, called.value):
+        assert error.code == "TLS_FAILED", error
+        assert f"TLS with the exchange service at {client.url} failed" in str(error)
+        assert "certificate" in str(error) and "try again" not in str(error)
+    assert seen == []
+    assert not any(os.path.exists(d.dest) for d in downloads) and _no_part_files(tmp_path)
+
+
+def test_https_to_a_service_without_tls_is_named(server, tmp_path):
+    downloads = _publish(server, tmp_path, [1000] * 2)
+    client = Client(server.url.replace("http:", "https:"), "t")
+    with pytest.raises(ClientError) as caught:
+        client.download_many(downloads, workers=2)
+    assert caught.value.code == "TLS_FAILED" and "try again" not in str(caught.value)
+    assert server.requested == []
+    assert not any(os.path.exists(d.dest) for d in downloads)
+
+
+def test_a_tls_connection_the_service_drops_is_lost_not_a_tls_failure(pki, tmp_path):
+    """A service that stops halfway through a file (a worker restarted) is a connection
+    to try again, over TLS too: only a failed setup asks the user to change settings."""
+    seen: list[str] = []
+    with _tls_server(pki, seen) as srv:
+
+        class Halfway(srv.RequestHandlerClass):
+            def _answer(self, name: str) -> None:
+                body = self.server.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+
+        srv.RequestHandlerClass = Halfway
+        downloads = _publish(srv, tmp_path, [256 * 1024] * 2)
+        client = Client(srv.url.replace("http:", "https:"), "t")
+        client.session.trust_env = False
+        client.session.verify = pki.ca
+        client.session.cert = (pki.client_cert, pki.client_key)
+        with pytest.raises(ClientError) as caught:
+            client.download_many(downloads, workers=2)
+    assert caught.value.code == "CONNECTION_LOST", caught.value
+    assert "try again" in str(caught.value)
+    assert seen and _no_part_files(tmp_path)
