@@ -120,7 +120,10 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         else:  # a run from before the reference was measured beside each upload
             fraction, measured = mbps / start_ref, f"{mbps:.0f} MB/s is {against_start}"
         rows.append(("W1 upload throughput / physical", "≥50%", measured, fraction >= 0.5))
-        if "upload_vs_bare" in o:
+        if "bare_failed" in o:
+            rows.append(("W1 upload throughput / the bare transfer beside it", "-",
+                         f"not measured: {o['bare_failed']}", None))
+        elif "upload_vs_bare" in o:
             rows.append((
                 "W1 upload throughput / the bare transfer beside it", "-",
                 f"{100 * o['upload_vs_bare']:.0f}% (runs "

@@ -53,3 +53,12 @@ def test_the_report_sets_the_upload_beside_the_bare_one_without_a_target():
     row = next(r for r in targets(results) if "bare" in r[0])
     assert row[1] == "-" and row[3] is None
     assert row[2].startswith("90% (runs 90%, 85%) of the same file sent bare")
+
+
+def test_a_bare_transfer_that_failed_is_said_so_in_place_of_the_ratio():
+    w1 = {"bytes": 50 * 2**20, "upload_post_s": 0.05, "upload_vs_physical": 0.59,
+          "upload_vs_physical_runs": [0.59, 0.52], "bare_failed": "ValueError: no port"}
+    results = {"physical": {"sha256_MBps": 1700.0, "loopback_MBps": 4000.0},
+               "workloads": {"W1": {OURS: w1}}}
+    row = next(r for r in targets(results) if "bare" in r[0])
+    assert row[2] == "not measured: ValueError: no port" and row[3] is None

@@ -52,6 +52,8 @@ def test_tiny_benchmark_runs_both_services(tmp_path):
     assert w1["physical_beside"]["sha256_MBps"] > 0 and w1["physical_beside"]["loopback_MBps"] > 0
     best = max(w1["upload_vs_physical_runs"])
     assert 0 < w1["upload_vs_physical"] == pytest.approx(best, abs=1e-3)
+    assert "bare_failed" not in w1 and w1["bare_beside_MBps"] > 0
+    assert 0 < w1["upload_vs_bare"] == pytest.approx(max(w1["upload_vs_bare_runs"]), abs=1e-3)
     report = (out / "results.md").read_text()
     assert "| W5 |" in report and "| target | goal | measured | met |" in report
 
