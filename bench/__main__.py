@@ -139,10 +139,11 @@ def _median(runs: list[dict]) -> dict:
     ordered = sorted(ok, key=lambda r: r[key], reverse=key == "ops_per_s")
     merged = dict(ordered[(len(ordered) - 1) // 2])
     for k, higher_is_better in PARTS.items():
-        if k in merged:  # not the part that the median whole happened to have
-            values = sorted((r[k] for r in ok), reverse=higher_is_better)
-            merged[k] = values[(len(ok) - 1) // 2]
-            merged[f"{k}_runs"] = [round(r[k], 3) for r in ok]
+        having = [r for r in ok if k in r]  # a part can be missing from a run (bare_failed)
+        if having:  # not the part that the median whole happened to have
+            values = sorted((r[k] for r in having), reverse=higher_is_better)
+            merged[k] = values[(len(having) - 1) // 2]
+            merged[f"{k}_runs"] = [round(r[k], 3) for r in having]
     for k in ("rss_peak", "pss_peak", "dataset_bytes_reuploaded"):
         if k in merged:
             merged[k] = max(r[k] for r in ok)

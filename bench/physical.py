@@ -4,10 +4,11 @@ the step that levels its state before each timed step (:func:`settle`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -63,51 +64,73 @@ def reference(sha_probe: int, socket_probe: int) -> dict[str, float]:
     }
 
 
+BARE_TIMEOUT = 60.0  # seconds any one step of a bare transfer may take
+
+
 def bare_upload(source: str, sha256: str, directory: str) -> float:
-    """MB/s of the least an upload of ``source`` costs on this machine: no HTTP,
-    GraphQL or database, only the bytes.  Another process receives them over
-    loopback TCP, 1 MiB at a time, into the service's own staging file in
-    ``directory`` (written once, hashed behind by its helper thread), while this one
-    sends them as the client does (1 MiB reads, ``sendall``).  Measured beside a
-    W1 upload, it tells the machine's state at that moment apart from what the
-    service adds."""
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "bench.physical", os.path.abspath(directory)],
-        stdout=subprocess.PIPE, text=True, cwd=_REPO,
-    )
-    try:
-        assert receiver.stdout is not None
-        port = int(receiver.stdout.readline())
-        size = os.path.getsize(source)
-        buffer = memoryview(bytearray(MB))
-        with socket.create_connection(("127.0.0.1", port)) as out, \
-                open(source, "rb", buffering=0) as f:
-            t0 = time.perf_counter()
-            out.sendall(struct.pack("!Q", size))
-            while n := f.readinto(buffer):
-                out.sendall(buffer[:n])
-            digest = out.makefile("rb").read(64).decode()
-            seconds = time.perf_counter() - t0
-        receiver.wait(timeout=30)
-    finally:
-        if receiver.poll() is None:
-            receiver.kill()
-            receiver.wait()
+    """MB/s of an upload of ``source`` doing only the work every upload here does:
+    another process receives it over loopback TCP, 1 MiB at a time, into the
+    service's own staging file in ``directory`` (written once, hashed behind by its
+    helper thread), while this one sends it as the client does (1 MiB reads,
+    ``sendall``); no HTTP, GraphQL or database.  Measured just before a W1 upload, it
+    shows how fast the machine moved the same bytes at about the same moment."""
+    size = os.path.getsize(source)
+    digest, seconds = "", 0.0
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.physical", os.path.abspath(directory), str(size)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_REPO,
+    ) as receiver:
+        try:
+            assert receiver.stdout is not None
+            if select.select([receiver.stdout], [], [], BARE_TIMEOUT)[0]:
+                port = receiver.stdout.readline().strip()
+                if port.isdigit():
+                    with contextlib.suppress(OSError):  # the receiver failed: it says why
+                        digest, seconds = _send(source, size, int(port))
+        finally:
+            try:
+                errors = receiver.communicate(timeout=BARE_TIMEOUT)[1]
+            except subprocess.TimeoutExpired:
+                receiver.kill()
+                errors = receiver.communicate()[1]
     if digest != sha256:
-        raise RuntimeError(f"the bare upload of {source} arrived as {digest or 'nothing'}")
+        said = errors.strip().splitlines()[-1:] if errors else []
+        raise RuntimeError(
+            f"the bare upload of {source} arrived as {digest or 'nothing'}"
+            + (f" (the receiver: {said[0]})" if said else "")
+        )
     return (size / MB) / seconds
 
 
-def _receive(directory: str) -> None:
-    """The receiving side of :func:`bare_upload` (``python -m bench.physical DIR``)."""
+def _send(source: str, size: int, port: int) -> tuple[str, float]:
+    """Send ``size`` bytes of ``source`` to the receiver; (its sha256, seconds)."""
+    buffer = memoryview(bytearray(MB))
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=BARE_TIMEOUT) as out, \
+            open(source, "rb", buffering=0) as f:
+        t0 = time.perf_counter()
+        while sent < size and (n := f.readinto(buffer[: min(MB, size - sent)])):
+            out.sendall(buffer[:n])
+            sent += n
+        out.shutdown(socket.SHUT_WR)  # a file that shrank: the receiver sees the end
+        digest = out.recv(64, socket.MSG_WAITALL).decode()
+        seconds = time.perf_counter() - t0
+    if sent != size:
+        raise RuntimeError(f"{source} changed size during the bare upload")
+    return digest, seconds
+
+
+def _receive(directory: str, size: int) -> None:
+    """The receiving side of :func:`bare_upload` (``python -m bench.physical DIR SIZE``)."""
     from ngshare_gql.storage.staging import StagedFile, file_system_type, maps_safely
 
     mapped = maps_safely(file_system_type(directory))
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(BARE_TIMEOUT)
     print(server.getsockname()[1], flush=True)
     conn, _ = server.accept()
+    conn.setblocking(True)  # as gunicorn reads an upload; the sender's end comes as EOF
     with conn, server:
-        (size,) = struct.unpack("!Q", conn.recv(8, socket.MSG_WAITALL))
         staged = StagedFile(directory, size, mapped)
         buffer = memoryview(bytearray(MB))
         try:
@@ -117,7 +140,7 @@ def _receive(directory: str) -> None:
                 while filled < MB and received + filled < size:
                     n = conn.recv_into(buffer[filled:], min(MB - filled, size - received - filled))
                     if not n:
-                        return  # the sender went away: it reports no digest
+                        sys.exit(f"the sender stopped after {received + filled} of {size} bytes")
                     filled += n
                 staged.write(buffer[:filled])
                 received += filled
@@ -151,4 +174,4 @@ def settle(directory: str, warm_up: int = WARM_UP) -> None:
 
 
 if __name__ == "__main__":
-    _receive(sys.argv[1])
+    _receive(sys.argv[1], int(sys.argv[2]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -36,6 +37,23 @@ def test_a_bare_upload_that_arrives_otherwise_is_an_error(source, tmp_path):
     wrong = hashlib.sha256(b"something else").hexdigest()
     with pytest.raises(RuntimeError, match="arrived as " + sha256):
         physical.bare_upload(path, wrong, str(tmp_path))
+
+
+def test_a_file_shorter_than_announced_ends_the_bare_upload_at_once(source, tmp_path, monkeypatch):
+    path, sha256 = source
+    real = os.path.getsize(path)
+    monkeypatch.setattr(physical.os.path, "getsize", lambda _p: real + physical.MB)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="changed size"):
+        physical.bare_upload(path, sha256, str(tmp_path))
+    assert time.monotonic() - t0 < 10
+    assert [p.name for p in tmp_path.iterdir()] == ["source.bin"]  # no staging file left
+
+
+def test_a_receiver_that_fails_is_quoted(source, tmp_path):
+    path, sha256 = source
+    with pytest.raises(RuntimeError, match=r"arrived as nothing \(the receiver: .*Error"):
+        physical.bare_upload(path, sha256, str(tmp_path / "no such folder"))
 
 
 def test_an_empty_file_is_a_bare_upload_too(tmp_path):

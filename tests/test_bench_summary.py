@@ -55,3 +55,15 @@ def test_the_upload_target_reads_runs_from_before_the_reference_beside_each_uplo
     row = next(r for r in targets(old) if r[0].startswith("W1 upload"))
     assert row[2].startswith("45% (runs 45%, 40%) of the reference measured beside each")
     assert row[3] is False
+
+
+def test_a_part_missing_from_a_run_is_summed_up_over_the_runs_that_have_it():
+    runs = [
+        {"seconds": 0.20, "upload_post_s": 0.06, "upload_vs_bare": 0.9},
+        {"seconds": 0.21, "upload_post_s": 0.05, "bare_failed": "RuntimeError: no port"},
+        {"seconds": 0.22, "upload_post_s": 0.07, "upload_vs_bare": 0.8},
+    ]
+    merged = _median(runs)  # the median run is the one without it
+    assert merged["upload_vs_bare"] == 0.9  # of two, the better: the higher
+    assert merged["upload_vs_bare_runs"] == [0.9, 0.8]
+    assert merged["upload_post_s"] == 0.06
