@@ -149,15 +149,23 @@ class _Stopped(Exception):
     caller was interrupted."""
 
 
-# TLS errors that are a connection closed, not a handshake refused: a kept-alive
-# connection the server dropped ends the same way, and another try may well work.
-_TLS_CLOSED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+# TLS errors that mean a connection cannot be set up however often it is tried: the
+# service's certificate not trusted, a service that does not speak TLS, no protocol
+# both sides accept, the service refusing the client's certificate.  Any other (a
+# connection closed, a record garbled on the way) is a connection lost, to try again.
+_TLS_SETUP_REASONS = frozenset({
+    "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE", "TLSV1_ALERT_PROTOCOL_VERSION", "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED", "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "TLSV1_ALERT_ACCESS_DENIED", "TLSV1_UNRECOGNIZED_NAME",
+})
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error that made setting up a connection fail, if one did (an untrusted
-    certificate, a service that does not speak TLS): requests and urllib3 wrap it in
-    their own exceptions (``args``, ``reason``) and chain it (``__context__``)."""
+    """The TLS error that kept a connection from being set up, if that is what a
+    requests failure comes from: requests and urllib3 wrap it in their own exceptions
+    (``args``, ``reason``) and chain it (``__context__``)."""
     todo, seen = [exc], set()
     while todo:
         e = todo.pop()
@@ -165,7 +173,10 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
             continue
         seen.add(id(e))
         if isinstance(e, ssl.SSLError):
-            return None if isinstance(e, _TLS_CLOSED) else e
+            setup = isinstance(e, ssl.SSLCertVerificationError) or (
+                getattr(e, "reason", None) in _TLS_SETUP_REASONS
+            )
+            return e if setup else None
         linked = (*e.args, getattr(e, "reason", None), e.__cause__, e.__context__)
         todo.extend(x for x in linked if isinstance(x, BaseException))
     return None
@@ -216,9 +227,11 @@ class Client:
     def _lost(self, exc: requests.RequestException, doing: str) -> ClientError:
         """What a connection failure means to the user: no service to connect to, one
         that stopped sending, or a connection that broke off after the request went out."""
-        tls = _tls_error(exc) if isinstance(exc, requests.exceptions.SSLError) else None
+        tls = _tls_error(exc)
         if tls is not None:  # trying again will not help: a setting has to change
             detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+            if detail == "WRONG_VERSION_NUMBER":
+                detail = "the service does not answer in TLS: is its URL http, not https?"
             return ClientError(
                 f"TLS with the exchange service at {self.url} failed ({detail}); check the "
                 "CA certificates this client trusts (REQUESTS_CA_BUNDLE) and, if the "

@@ -227,14 +227,23 @@ def _as_requests_raises(error: Exception) -> requests.exceptions.SSLError:
         return requests.exceptions.SSLError(outer)
 
 
+def _ssl_error(kind: type[ssl.SSLError], reason: str | None, text: str) -> ssl.SSLError:
+    error = kind(1, text)
+    error.reason = reason  # what OpenSSL names it; set by the ssl module in real ones
+    return error
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
         (ssl.SSLCertVerificationError(1, "certificate verify failed"), "TLS_FAILED"),
-        (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "TLS_FAILED"),
-        # a connection closed: a kept-alive one the service dropped looks the same
-        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), "CONNECTION_LOST"),
-        (ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed"), "CONNECTION_LOST"),
+        (_ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER", "wrong version number"), "TLS_FAILED"),
+        (_ssl_error(ssl.SSLError, "TLSV13_ALERT_CERTIFICATE_REQUIRED", "alert"), "TLS_FAILED"),
+        # closed, or garbled on the way: a kept-alive connection dropped ends the same way
+        (_ssl_error(ssl.SSLEOFError, "UNEXPECTED_EOF_WHILE_READING", "EOF"), "CONNECTION_LOST"),
+        (_ssl_error(ssl.SSLZeroReturnError, None, "TLS/SSL connection closed"), "CONNECTION_LOST"),
+        (_ssl_error(ssl.SSLError, "DECRYPTION_FAILED_OR_BAD_RECORD_MAC", "bad mac"),
+         "CONNECTION_LOST"),
     ],
 )
 def test_only_tls_that_could_not_be_set_up_is_called_a_tls_failure(error, code):
