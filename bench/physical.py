@@ -1,6 +1,7 @@
 """What this machine can do at best, measured in the same run (sha256 and loopback
-TCP; :func:`reference`), the least any upload costs here (:func:`bare_upload`), and
-the step that levels its state before each timed step (:func:`settle`)."""
+TCP; :func:`reference`), an upload doing only the work every upload does
+(:func:`bare_upload`), and the step that levels its state before each timed step
+(:func:`settle`)."""
 
 from __future__ import annotations
 

@@ -225,18 +225,21 @@ class Client:
             self.session.close()  # closes the pooled connections; the session stays usable
 
     def _lost(self, exc: requests.RequestException, doing: str) -> ClientError:
-        """What a connection failure means to the user: no service to connect to, one
-        that stopped sending, or a connection that broke off after the request went out."""
+        """What a connection failure means to the user: TLS that cannot be set up, no
+        service to connect to, one that stopped sending, or a connection that broke off
+        after the request went out."""
         tls = _tls_error(exc)
         if tls is not None:  # trying again will not help: a setting has to change
-            detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
-            if detail == "WRONG_VERSION_NUMBER":
-                detail = "the service does not answer in TLS: is its URL http, not https?"
+            if getattr(tls, "reason", None) == "WRONG_VERSION_NUMBER":
+                detail = "it does not answer in TLS; is its URL http, not https?"
+            else:
+                detail = (
+                    f"{getattr(tls, 'verify_message', None) or getattr(tls, 'reason', None) or tls}"
+                    "; check the CA certificates this client trusts (REQUESTS_CA_BUNDLE) and, "
+                    "if the service asks for one, the client certificate"
+                )
             return ClientError(
-                f"TLS with the exchange service at {self.url} failed ({detail}); check the "
-                "CA certificates this client trusts (REQUESTS_CA_BUNDLE) and, if the "
-                "service asks for one, the client certificate",
-                "TLS_FAILED",
+                f"TLS with the exchange service at {self.url} failed: {detail}", "TLS_FAILED"
             )
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps it
