@@ -339,14 +339,13 @@ def test_every_download_trusts_the_sessions_ca_and_shows_its_certificate(
 ):
     """The threads' clients keep the caller's TLS settings: the CA that signed the
     service's certificate, and the client certificate the service asks for."""
-    # A CA bundle in the environment, which requests would let override verify if a
-    # thread's client did not keep the caller's trust_env (off) as well.
+    # requests lets a CA bundle in the environment override verify unless trust_env is
+    # off: a thread's client that lost the caller's trust_env would not trust the service.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     seen: list[str] = []
     with _tls_server(pki, seen) as srv:
         downloads = _publish(srv, tmp_path, [1000] * 6)
         client = Client(srv.url.replace("http:", "https:"), "t")
-        # Off, or requests lets REQUESTS_CA_BUNDLE from the environment override verify.
         client.session.trust_env = False
         client.session.verify = pki.ca
         client.session.cert = (pki.client_cert, pki.client_key)
