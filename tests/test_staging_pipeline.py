@@ -8,10 +8,8 @@ import os
 import pytest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ngshare_gql import create_app
-from ngshare_gql.extensions import db
 from ngshare_gql.storage.staging import StagedFile, file_system_type, maps_safely
-from tests.conftest import GQL, RELEASE, file_inputs, reset_database
+from tests.conftest import RELEASE, file_inputs
 
 BIG = StagedFile.HASH_BEHIND_FROM
 
@@ -244,7 +242,9 @@ def test_this_machines_mount_table_names_a_real_file_system(tmp_path):
 
 
 @pytest.fixture
-def app_staging_on_nfs(settings, tmp_path, monkeypatch):
+def app_staging_on_nfs(request, tmp_path, monkeypatch):
+    """conftest's ``app``, built while its staging folder seems to be on NFS; request
+    it before any fixture that needs ``app`` (``course``), so it is built here."""
     probed: list[str] = []
 
     def on_nfs(path: str) -> str:
@@ -252,15 +252,10 @@ def app_staging_on_nfs(settings, tmp_path, monkeypatch):
         return "nfs4"
 
     monkeypatch.setattr("ngshare_gql.app.file_system_type", on_nfs)
-    app = create_app(settings)
-    app.instance_path = str(tmp_path)
-    reset_database(app)
+    app = request.getfixturevalue("app")
     assert probed == [app.extensions["ngshare"].staging_dir]
     app.extensions["ngshare"].staging_dir = _fresh_folder(tmp_path / "staging")
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app
 
 
 def _fresh_folder(path) -> str:
@@ -269,24 +264,15 @@ def _fresh_folder(path) -> str:
     return str(path)
 
 
-def _instructor(app) -> GQL:
-    client = app.test_client()
-    admin, ins = GQL(client, "admin"), GQL(client, "ins")
-    admin('mutation { createCourse(id: "c1") { id } }')
-    admin('mutation { addMembers(courseId: "c1", role: INSTRUCTOR, members: [{user: "ins"}]) '
-          "{ user } }")
-    return ins
-
-
 def test_the_app_hashes_uploads_staged_on_a_network_file_system_without_a_map(
-    app_staging_on_nfs, monkeypatch, caplog
+    app_staging_on_nfs, course, as_user, monkeypatch, caplog
 ):
     app = app_staging_on_nfs
     assert app.extensions["ngshare"].staging_maps is False
     said = [r.getMessage() for r in caplog.get_records("setup") if r.name == "ngshare_gql"]
     assert any("is on nfs4" in line and "pread" in line for line in said), said
     monkeypatch.setattr("ngshare_gql.storage.staging.mmap.mmap", _never_map)
-    ins = _instructor(app)
+    ins = as_user("ins")
     data = os.urandom(3 * StagedFile.WINDOW // 2)
     files, uploads = file_inputs({"data.bin": data})
     released = ins(RELEASE, {"c": "c1", "n": "ps1", "files": files, "force": False}, uploads)
@@ -295,9 +281,11 @@ def test_the_app_hashes_uploads_staged_on_a_network_file_system_without_a_map(
     assert ins.client.get(stored["url"], headers=ins.headers).data == data
 
 
-def test_a_staging_read_error_is_a_clear_error_and_loses_nothing(app_staging_on_nfs, monkeypatch):
+def test_a_staging_read_error_is_a_clear_error_and_loses_nothing(
+    app_staging_on_nfs, course, as_user, monkeypatch
+):
     app = app_staging_on_nfs
-    ins = _instructor(app)
+    ins = as_user("ins")
     real_preadv = os.preadv
 
     def failing_preadv(*_args):
@@ -322,7 +310,9 @@ def test_a_staging_read_error_is_a_clear_error_and_loses_nothing(app_staging_on_
     assert released["releaseAssignment"]["files"][0]["sha256"] == files[0]["sha256"]
 
 
-def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(app, monkeypatch, tmp_path):
+def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(
+    app, course, as_user, monkeypatch, tmp_path
+):
     app.extensions["ngshare"].staging_dir = _fresh_folder(tmp_path / "staging")
     real_init = StagedFile.__init__
 
@@ -331,7 +321,7 @@ def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(app, monke
         self._file = FullDisk(self._file)
 
     monkeypatch.setattr(StagedFile, "__init__", on_a_full_disk)
-    ins = _instructor(app)
+    ins = as_user("ins")
     files, uploads = file_inputs({"data.bin": os.urandom(3 * 1024 * 1024)})
     variables = {"c": "c1", "n": "ps1", "files": files, "force": False}
     response = ins.raw(RELEASE, variables, uploads)
@@ -342,12 +332,14 @@ def test_a_full_disk_while_staging_is_a_clear_error_and_loses_nothing(app, monke
     assert ins(RELEASE, variables, uploads)["releaseAssignment"]["released"]
 
 
-def test_a_client_gone_mid_upload_is_not_called_a_storage_failure(app, monkeypatch, caplog):
+def test_a_client_gone_mid_upload_is_not_called_a_storage_failure(
+    course, as_user, monkeypatch, caplog
+):
     def reset(*_args, **_kwargs):
         raise ConnectionResetError(104, "Connection reset by peer")
 
     monkeypatch.setattr("ngshare_gql.storage.staging.multipart.parse", reset)
-    ins = _instructor(app)
+    ins = as_user("ins")
     files, uploads = file_inputs({"data.bin": b"x" * 1000})
     response = ins.raw(RELEASE, {"c": "c1", "n": "ps1", "files": files, "force": False}, uploads)
     assert response.status_code == 500  # Flask's answer to the error, for a client that left
