@@ -230,13 +230,13 @@ class Client:
         after the request went out."""
         tls = _tls_error(exc)
         if tls is not None:  # trying again will not help: a setting has to change
-            if getattr(tls, "reason", None) == "WRONG_VERSION_NUMBER":
+            why = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+            if why == "WRONG_VERSION_NUMBER":
                 detail = "it does not answer in TLS; is its URL http, not https?"
             else:
                 detail = (
-                    f"{getattr(tls, 'verify_message', None) or getattr(tls, 'reason', None) or tls}"
-                    "; check the CA certificates this client trusts (REQUESTS_CA_BUNDLE) and, "
-                    "if the service asks for one, the client certificate"
+                    f"{why}; check the CA certificates this client trusts (REQUESTS_CA_BUNDLE) "
+                    "and, if the service asks for one, the client certificate"
                 )
             return ClientError(
                 f"TLS with the exchange service at {self.url} failed: {detail}", "TLS_FAILED"
