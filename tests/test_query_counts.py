@@ -144,21 +144,27 @@ def test_a_download_costs_two_statements_whatever_the_file(app, as_user, course)
     assert refused.status_code == 404 and len(statements) <= 2
 
 
-def test_a_release_costs_fixed_statements_per_new_file(app, as_user, course):
+def test_a_release_costs_fixed_statements_per_file(app, as_user, course):
     """The course with the caller's roles, the assignment row (insert, lock), the old
     files (hashes, delete), the update, the event: 7. Per new content on the sql store:
-    the blob row (insert, lock: SQLite takes it with an extra write) and its chunks
-    (count, delete, insert).
+    the blob row (an insert, which holds it: no lock) and its chunks (count, delete,
+    insert). Per content already stored: the blob row (insert, ignored; the lock, which
+    SQLite takes with an extra write) and its chunks (count).
     The file rows: one INSERT each on SQLite, one for all on PostgreSQL. Collecting a
     replaced content: 3. The assignment's old file list is never loaded."""
     with app.app_context():
         sqlite = db.engine.dialect.name == "sqlite"
-    for files, replaced in (({"a.ipynb": b"x1"}, 0), ({"a": b"x2", "b": b"y2", "c": b"z2"}, 1)):
+    cases = (
+        ("ps1", {"a.ipynb": b"x1"}, 1, 0),
+        ("ps1", {"a": b"x2", "b": b"y2", "c": b"z2"}, 3, 1),
+        ("ps2", {"a": b"x2", "d": b"w3"}, 1, 0),
+    )
+    for name, files, new, replaced in cases:
         with count_statements(app) as statements:
-            release(as_user("ins"), "c1", "ps1", files, force=True)
-        per_content = 6 if sqlite else 5
+            release(as_user("ins"), "c1", name, files, force=True)
+        reused = len(files) - new
         file_rows = len(files) if sqlite else 1
-        expected = 7 + per_content * len(files) + file_rows + 3 * replaced
+        expected = 7 + 4 * new + (4 if sqlite else 3) * reused + file_rows + 3 * replaced
         assert len(statements) == expected, "\n".join(statements)
         assert not any(s.startswith("SELECT file.") for s in statements), "\n".join(statements)
 
@@ -212,8 +218,6 @@ def test_what_a_student_does_costs_pinned_statements(app, as_user, course):
     its files, the event), ask which contents to send (course with roles, the hashes),
     submit one new file: course with roles, assignment, submission, file row, event, and
     the new content as in a release (above; these tests use the sql store)."""
-    with app.app_context():
-        sqlite = db.engine.dialect.name == "sqlite"
     release(as_user("ins"), "c1", "ps1", {"a.ipynb": b"{}", "data/d.bin": b"data"})
     s1 = as_user("s1")
     fetch = 'mutation { fetchAssignment(courseId: "c1", name: "ps1") { files { path url } } }'
@@ -227,4 +231,4 @@ def test_what_a_student_does_costs_pinned_statements(app, as_user, course):
         assert len(statements) == 2, "\n".join(statements)
         with count_statements(app) as statements:
             submit(s1, "c1", "ps1", {"a.ipynb": os.urandom(64)})
-        assert len(statements) == 5 + (6 if sqlite else 5), "\n".join(statements)
+        assert len(statements) == 5 + 4, "\n".join(statements)

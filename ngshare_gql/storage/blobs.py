@@ -68,10 +68,14 @@ class BlobStore:
         """Store a staged upload under its sha256 and lock its row until commit."""
         staged.finish()
         for _attempt in range(5):
-            db.session.execute(
-                insert_ignore(Blob.__table__, {"sha256": staged.sha256, "size": staged.size})
-            )
-            if self.lock({staged.sha256}):
+            inserted = db.session.execute(
+                insert_ignore(
+                    Blob.__table__, {"sha256": staged.sha256, "size": staged.size}
+                ).returning(Blob.sha256)
+            ).first()
+            # A row this transaction inserted is already held until commit. (RETURNING
+            # says whether it did: through psycopg2 the rowcount here reads -1.)
+            if inserted is not None or self.lock({staged.sha256}):
                 break
             # The collector removed the row between our insert and lock: insert again.
         else:
