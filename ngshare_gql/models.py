@@ -95,6 +95,9 @@ class Submission(db.Model):
     timestamp: Mapped[str] = mapped_column(sa.String(64))
     late: Mapped[bool] = mapped_column(default=False)
     collected_at: Mapped[datetime | None]
+    # Cleared from the inbound (``nbgrader list --inbound --remove``): its files are gone,
+    # the record stays so that feedback on it can still be released and fetched.
+    removed_at: Mapped[datetime | None]
 
     assignment: Mapped[Assignment] = relationship(back_populates="submissions")
     files: Mapped[list[File]] = relationship(

@@ -90,7 +90,35 @@ def run_cycle(instructor: User, student: User) -> dict:
     student.ok("fetch_feedback", "ps1")
     seen["cached"] = student.exchange_list(cached=True)
     seen["list_cached_log"] = student.ok("list", "--cached")
+    clear_inbound_with_feedback_pending(instructor, student, seen)
     return seen
+
+
+def clear_inbound_with_feedback_pending(instructor: User, student: User, seen: dict) -> None:
+    """The instructor releases changed feedback, then clears the inbound before the
+    student fetches it: that feedback still arrives, and feedback can be released again
+    after the clean-up (nbgrader's exchange keeps feedback outside the inbound)."""
+    html = os.path.join(instructor.home, "feedback", STUDENT, "ps1", "problem1.html")
+    fetched = os.path.join(student.home, "ps1", "feedback")
+
+    def revise_and_release(note: str) -> str:
+        with open(html, "a") as fh:
+            fh.write(note)
+        return instructor.ok("release_feedback", "ps1")
+
+    def student_has(note: str) -> bool:
+        student.ok("fetch_feedback", "ps1")
+        latest = os.path.join(fetched, sorted(os.listdir(fetched))[-1], "problem1.html")
+        with open(latest) as fh:
+            return fh.read().endswith(note)
+
+    revise_and_release("<p>revised before the clean-up</p>")
+    seen["remove_inbound_log"] = instructor.ok("list", "--inbound", "--remove", "ps1")
+    seen["inbound_after_remove"] = instructor.exchange_list(inbound=True)
+    seen["pending_feedback_kept"] = student_has("<p>revised before the clean-up</p>")
+    seen["release_feedback_after_remove_log"] = revise_and_release("<p>after it</p>")
+    seen["feedback_released_after_remove"] = student_has("<p>after it</p>")
+    seen["cached_after_remove"] = student.exchange_list(cached=True)
 
 
 def tree(root: str) -> dict[str, bytes]:
@@ -200,6 +228,14 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
         assert ours["seen"][key] == default["seen"][key], key
     assert ours["seen"]["list_cached_log"] == default["seen"]["list_cached_log"]
     assert "(feedback already fetched)" in ours["seen"]["list_cached_log"]
+    # Clearing the inbound lost no feedback, on either side.
+    for run in (default, ours):
+        assert run["seen"]["inbound_after_remove"] == []
+        assert run["seen"]["pending_feedback_kept"] is True
+        assert run["seen"]["feedback_released_after_remove"] is True
+    for key in ("remove_inbound_log", "cached_after_remove"):
+        assert ours["seen"][key] == default["seen"][key], key
+    assert "Not releasing" not in ours["seen"]["release_feedback_after_remove_log"]
 
     # The same files at the same paths on both sides.
     for side in ("instructor", "student", "cache"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -29,6 +29,7 @@ class SubmissionFilter:
     latest_only: bool = False
     uncollected: bool = False
     before_due: bool = False
+    include_removed: bool = False  # listing only: what is removed is never collected
 
 
 def submit(
@@ -72,6 +73,8 @@ def _query(caller: Caller, assignments: Sequence[Assignment], which: SubmissionF
     """The submissions of ``assignments`` (all of one course) the caller may see."""
     course_id = course_of(assignments)
     query = sa.select(Submission).where(Submission.assignment_id.in_([a.id for a in assignments]))
+    if not which.include_removed:
+        query = query.where(Submission.removed_at.is_(None))
     if caller.is_instructor(course_id):
         if which.student is not None:
             query = query.where(Submission.student == which.student)
@@ -155,6 +158,7 @@ def collect(
     """Mark the selected submissions collected and return them."""
     caller.require_instructor(course_id)
     assignment = get_assignment(caller, course_id, assignment_name)
+    which = replace(which, include_removed=False)
     submissions = list_submissions(caller, assignment, which, files=files, feedback=feedback)
     now = utcnow()
     ids = [s.id for s in submissions if s.collected_at is None]
@@ -184,47 +188,35 @@ def remove_submissions(
     student: str | None = None,
     timestamp: str | None = None,
 ) -> int:
-    """Delete submissions (with their feedback), as ``nbgrader list --inbound --remove``
-    clears the inbound directory; every filter left out widens what is removed."""
+    """Clear submissions from the inbound, as ``nbgrader list --inbound --remove`` does:
+    their files are deleted; the record of each (student, timestamp) stays, with any
+    feedback on it, so feedback can still be released and fetched as with nbgrader's own
+    exchange, whose feedback does not live in the inbound. Every filter left out widens
+    what is removed."""
     caller.require_instructor(course_id)
     assignment = get_assignment(caller, course_id, assignment_name)
-    query = sa.select(Submission).where(Submission.assignment_id == assignment.id)
+    query = sa.select(Submission.id).where(
+        Submission.assignment_id == assignment.id, Submission.removed_at.is_(None)
+    )
     if student is not None:
         query = query.where(Submission.student == check_name(student, "student", 255))
     if timestamp is not None:
         query = query.where(Submission.timestamp == timestamp)
-    removed = list(db.session.scalars(query))
-    ids = [s.id for s in removed]
-    feedback = sa.select(Feedback.id).where(Feedback.submission_id.in_(ids))
-    contents = file_hashes(sa.or_(File.submission_id.in_(ids), File.feedback_id.in_(feedback)))
-    for submission in removed:
-        db.session.delete(submission)
-    if removed:
+    ids = list(db.session.scalars(query))
+    if ids:
+        contents = file_hashes(File.submission_id.in_(ids))
+        db.session.execute(sa.delete(File).where(File.submission_id.in_(ids)))
+        db.session.execute(
+            sa.update(Submission).where(Submission.id.in_(ids)).values(removed_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
         events.record(
             caller,
             "submission.removed",
             course_id,
             assignment_name,
-            subject=f"{len(removed)} submissions" + (f" of {student}" if student else ""),
+            subject=f"{len(ids)} submissions" + (f" of {student}" if student else ""),
         )
-    db.session.commit()
-    collect_unused(contents)
-    return len(removed)
-
-
-def find_submission(
-    caller: Caller, assignment: Assignment, student: str, timestamp: str | None
-) -> Submission:
-    """A student's submission by its timestamp, or their latest one."""
-    query = sa.select(Submission).where(
-        Submission.assignment_id == assignment.id, Submission.student == student
-    )
-    if timestamp is not None:
-        query = query.where(Submission.timestamp == timestamp)
-    submission = db.session.scalar(
-        query.order_by(Submission.received_at.desc(), Submission.id.desc()).limit(1)
-    )
-    if submission is None:
-        when = f" at {timestamp!r}" if timestamp else ""
-        raise NotFound(f"no submission of {assignment.name!r} by {student!r}{when}")
-    return submission
+        db.session.commit()
+        collect_unused(contents)
+    return len(ids)

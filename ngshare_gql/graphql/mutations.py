@@ -108,7 +108,11 @@ class Mutation:
         return [Submission(model=s) for s in rows]
 
     @strawberry.mutation(
-        description="Delete submissions with their feedback (instructors); returns how many."
+        description=(
+            "Clear submissions from the inbound (instructors): their files are deleted, and"
+            " they are no longer listed or collected; feedback on them stays releasable and"
+            " fetchable. Returns how many."
+        )
     )
     def remove_submissions(
         self,

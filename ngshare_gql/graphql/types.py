@@ -144,6 +144,13 @@ class Submission:
     def collected_at(self) -> datetime | None:
         return as_utc(self.model.collected_at)
 
+    @strawberry.field(
+        description="When it was cleared from the inbound (`removeSubmissions`): its files"
+        " are gone; feedback on it stays."
+    )
+    def removed_at(self) -> datetime | None:
+        return as_utc(self.model.removed_at)
+
     @strawberry.field
     def files(self) -> list[File]:
         return files_of(self.model.files)
@@ -161,6 +168,11 @@ class SubmissionFilter:
     before_due: bool = strawberry.field(
         default=False, description="Received by the due time (when one is set)."
     )
+    include_removed: bool = strawberry.field(
+        default=False,
+        description="Also those cleared from the inbound (`removedAt` set, no files left);"
+        " listing only: collecting never takes them.",
+    )
 
     def model(self) -> submissions.SubmissionFilter:
         return submissions.SubmissionFilter(
@@ -168,6 +180,7 @@ class SubmissionFilter:
             latest_only=self.latest_only,
             uncollected=self.uncollected,
             before_due=self.before_due,
+            include_removed=self.include_removed,
         )
 
 

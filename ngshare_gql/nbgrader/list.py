@@ -23,6 +23,13 @@ SUBMISSIONS = """{
   } } }
 }"""
 
+# Feedback on cached submissions, including those an instructor has since cleared
+# from the inbound (nbgrader's exchange keeps feedback apart from the inbound too).
+FEEDBACK = """{
+  me { name }
+  courses { id assignments { name feedback { student timestamp notebook files { path sha256 } } } }
+}"""
+
 UNRELEASE = """mutation($c: String!, $n: String!) {
   unreleaseAssignment(courseId: $c, name: $n) { name } }"""
 
@@ -110,15 +117,14 @@ class ExchangeList(ABCExchangeList, Exchange):
         paths = sorted(glob.glob(os.path.join(self.cache, course, f"{student}+{assignment}+*")))
         if not paths:
             return
-        data = self.call(SUBMISSIONS)
-        mine = {}
-        for c in data["courses"]:
-            for a in c["assignments"]:
-                for s in a["submissions"]:
-                    if s["student"] == data["me"]["name"]:
-                        for fb in s["feedback"]:
-                            key = (c["id"], a["name"], s["timestamp"], fb["notebook"])
-                            mine[key] = self.feedback_sha(fb)
+        data = self.call(FEEDBACK)
+        mine = {
+            (c["id"], a["name"], fb["timestamp"], fb["notebook"]): self.feedback_sha(fb)
+            for c in data["courses"]
+            for a in c["assignments"]
+            for fb in a["feedback"]
+            if fb["student"] == data["me"]["name"]
+        }
         for path in paths:
             m = CACHED.match(path)
             if m is None:

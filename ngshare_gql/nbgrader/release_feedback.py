@@ -14,7 +14,8 @@ from ngshare_gql.nbgrader.exchange import Exchange
 
 PLAN = """query($c: String!, $h: [String!]!) {
   me { admin }
-  course(id: $c) { myRoles assignments { name submissions { student timestamp } } }
+  course(id: $c) { myRoles assignments {
+    name submissions(filter: {includeRemoved: true}) { student timestamp } } }
   missingContent(courseId: $c, sha256: $h)
 }"""
 
