@@ -75,6 +75,25 @@ def test_unrelease_hides_from_students_but_keeps_submissions(as_user, course):
     assert ins.error(q) == "NOT_FOUND"
 
 
+def test_a_missing_assignment_is_named_to_instructors_and_hidden_from_students(as_user, course):
+    """An instructor who mistypes a name is told it does not exist; a student gets the
+    same answer for a name never used and for a withdrawn assignment."""
+    ins, s1 = as_user("ins"), as_user("s1")
+    release(ins, "c1", "ps1", {"a.ipynb": NB})
+    ins('mutation { unreleaseAssignment(courseId: "c1", name: "ps1") { released } }')
+
+    def error(user, name: str) -> tuple[str, str]:
+        query = f'{{ course(id: "c1") {{ assignment(name: "{name}") {{ name }} }} }}'
+        (found,) = user.raw(query).get_json()["errors"]
+        return found["extensions"]["code"], found["message"]
+
+    assert error(ins, "nope") == ("NOT_FOUND", "course 'c1' has no assignment 'nope'")
+    for name in ("nope", "ps1"):
+        assert error(s1, name) == (
+            "NOT_FOUND", f"assignment '{name}' is not released in course 'c1'"
+        )
+
+
 def test_submission_filters_and_collect(as_user, course):
     ins = as_user("ins")
     release(ins, "c1", "ps1", {"a.ipynb": NB}, due="2000-01-01T00:00:00Z")

@@ -99,6 +99,16 @@ def test_outsiders_cannot_fetch_and_unreleased_is_explained(people):
     assert not os.path.exists(os.path.join(alice.home, "ps9"))
 
 
+def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
+    """As with nbgrader's exchange: a warning and success, whether the assignment was
+    released (no submissions yet) or never existed, and nothing written."""
+    teacher, _person, ps = people
+    for name in (ps, "never-released"):
+        out = teacher.ok("collect", name)
+        assert f"No submissions of '{name}' for course 'c101' to collect" in out
+        assert not os.path.exists(os.path.join(teacher.home, "submitted"))
+
+
 def test_too_large_file_fails_with_the_limit(people):
     _teacher, person, ps = people
     alice = person("alice")

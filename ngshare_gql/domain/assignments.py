@@ -79,6 +79,8 @@ def get_assignment(caller: Caller, course_id: str, name: str) -> Assignment:
     query, params = _visible_in(caller, course_id)
     assignment = db.session.scalar(query.where(Assignment.name == name), params)
     if assignment is None:
+        if caller.is_instructor(course_id):  # students may not learn of unreleased ones
+            raise NotFound(f"course {course_id!r} has no assignment {name!r}")
         raise NotFound(f"assignment {name!r} is not released in course {course_id!r}")
     return assignment
 

@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCExchangeCollect
 from nbgrader.utils import parse_utc
 
-from ngshare_gql.client import Download
+from ngshare_gql.client import ClientError, Download
 from ngshare_gql.nbgrader.exchange import FILE, Exchange, ExchangeError
 
 DUE = """query($c: String!, $a: String!) {
@@ -46,7 +46,14 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         course = self.require_course()
         name = self.coursedir.assignment_id
         self.src_path = self.exchange_path(course, "inbound")
-        server_due = self.call(DUE, {"c": course, "a": name})["course"]["assignment"]["dueAt"]
+        self.src_records = []
+        try:
+            due = self.client.execute(DUE, {"c": course, "a": name})
+        except ClientError as e:
+            if e.code != "NOT_FOUND":
+                self.fail(self.explain(e))
+            return  # nothing was ever submitted: "No submissions", as nbgrader's exchange says
+        server_due = due["course"]["assignment"]["dueAt"]
         with Gradebook(self.coursedir.db_url, course) as gb:
             try:
                 self.duedate = gb.find_assignment(name).duedate
@@ -64,7 +71,6 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         by_student: dict[str, list[dict]] = defaultdict(list)
         for submission in found:
             by_student[submission["student"]].append(submission)
-        self.src_records = []
         for records in by_student.values():
             records.sort(key=submission_time, reverse=True)
             chosen = records[0]
