@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import time
 
 import pytest
@@ -167,6 +168,38 @@ def test_submission_is_recorded_under_the_authenticated_identity(me):
     assert s["student"] == ME
     me.ok("collect", "ps1", "--course", "abc101", cwd=course_root(me))
     assert os.listdir(os.path.join(course_root(me), "submitted")) == [ME]
+
+
+# --- test_nbgrader_collect: test_permissions (the submission's own modes; the inbound's
+# are the exchange directory's, which a service has none of)
+@pytest.mark.parametrize("groupshared", [False, True])
+def test_collected_submission_modes(me, groupshared):
+    """With ``groupshared`` the other instructors of the group may change what was
+    collected: folders ug+rwx and setgid, files ug+rw. Without it, the umask's modes."""
+    release(me)
+    me.ok("fetch_assignment", "ps1", "--course", "abc101")
+    me.ok("submit", "ps1", "--course", "abc101")
+    old = os.umask(0o022)
+    try:
+        me.ok(
+            "collect", "ps1", "--course", "abc101",
+            f"--CourseDirectory.groupshared={groupshared}", cwd=course_root(me),
+        )
+    finally:
+        os.umask(old)
+    folder = os.path.join(course_root(me), "submitted", ME, "ps1")
+
+    def mode(name: str) -> int:
+        return stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
+
+    files = ["p1.ipynb", "timestamp.txt", "submission_secret.txt"]
+    assert sorted(os.listdir(folder)) == sorted(files)
+    if groupshared:
+        assert mode("") == 0o2775
+        assert {name: mode(name) for name in files} == dict.fromkeys(files, 0o664)
+    else:
+        assert mode("") == 0o755
+        assert {name: mode(name) for name in files} == dict.fromkeys(files, 0o644)
 
 
 # --- test_nbgrader_list: test_list_inbound(_no_random_string), test_list_remove_inbound,

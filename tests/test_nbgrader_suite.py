@@ -69,8 +69,8 @@ PORTED = {
     "collect": {
         # The OS owner of an inbound directory: the authenticated identity instead.
         "test_owner_check": "test_submission_is_recorded_under_the_authenticated_identity",
-        "test_permissions[False]": "test_students_cannot_release_collect_or_release_feedback",
-        "test_permissions[True]": "test_students_cannot_release_collect_or_release_feedback",
+        "test_permissions[False]": "test_collected_submission_modes",
+        "test_permissions[True]": "test_collected_submission_modes",
     },
     "list": {
         "test_list_inbound": "test_list_and_remove_inbound",

@@ -172,6 +172,8 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             finally:
                 for tmp, dest_path, replace, downloads in staged:
                     if all(os.path.exists(d.dest) for d in downloads):
+                        if self.coursedir.groupshared:
+                            self.share_with_group(tmp)
                         if replace:
                             shutil.rmtree(dest_path)
                         os.rename(tmp, dest_path)
@@ -180,3 +182,19 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         finally:
             for tmp, *_ in staged:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def share_with_group(self, root: str) -> None:
+        """``CourseDirectory.groupshared``: folders ug+rwx and setgid, files ug+rw, as
+        nbgrader's exchange leaves a collected submission for the other instructors."""
+        for folder, _dirs, files in os.walk(root):
+            self._add_mode(folder, 0o2770)
+            for name in files:
+                self._add_mode(os.path.join(folder, name), 0o660)
+
+    def _add_mode(self, path: str, bits: int) -> None:
+        mode = os.stat(path).st_mode
+        if mode & bits != bits:
+            try:
+                os.chmod(path, (mode | bits) & 0o2777)
+            except PermissionError:
+                self.log.warning("Could not update permissions of %s to make it groupshared", path)
