@@ -10,9 +10,11 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from nbgrader.apps.api import NbGraderAPI
+from traitlets.config import Config
 
 from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError
-from tests.nbgrader_flow import User, plugin_config
+from tests.nbgrader_flow import User, environment, plugin_config
 from tests.servers import free_port, gunicorn_server, service_env
 
 pytestmark = pytest.mark.slow
@@ -107,6 +109,28 @@ def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
         out = teacher.ok("collect", name)
         assert f"No submissions of '{name}' for course 'c101' to collect" in out
         assert not os.path.exists(os.path.join(teacher.home, "submitted"))
+
+
+def test_a_folder_linked_into_a_release_is_released_with_what_it_holds(people):
+    """As shutil.copytree copies it for nbgrader's exchange; a link back up the tree,
+    which would make that copy recurse until it fails, is left out with a warning."""
+    teacher, person, _ps = people
+    ps = f"ps{next(ASSIGNMENTS)}"
+    write(teacher.home, f"release/{ps}/{ps}.ipynb", NOTEBOOK)
+    write(teacher.home, "datasets/week1/table.csv", "a,b\n1,2\n")
+    released, datasets = (os.path.join(teacher.home, d) for d in (f"release/{ps}", "datasets"))
+    os.symlink(datasets, os.path.join(released, "data"))
+    os.symlink(released, os.path.join(datasets, "up"))
+    out = teacher.ok("release_assignment", ps)
+    assert "a link leads back to a folder above it" in out
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    fetched = sorted(
+        os.path.relpath(os.path.join(folder, name), os.path.join(alice.home, ps))
+        for folder, _dirs, names in os.walk(os.path.join(alice.home, ps))
+        for name in names
+    )
+    assert fetched == ["data/week1/table.csv", f"{ps}.ipynb"]
 
 
 def test_too_large_file_fails_with_the_limit(people):
@@ -281,6 +305,22 @@ def test_stopped_service_exits_1_with_the_url(tmp_path, service):
     assert result.returncode == 1, result.stderr
     assert f"cannot reach the exchange service at {dead}" in result.stderr
     assert "nbgrader fetch_assignment failed" in result.stderr
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_the_formgrader_names_the_service_it_cannot_reach(tmp_path, service, up):
+    """The formgrader's "exchange directory at ... does not exist" warning shows the
+    exchange's ``root``: ours is the service's URL, not a folder no one uses."""
+    url = service if up else f"http://127.0.0.1:{free_port()}/services/ngshare-gql/"
+    config = Config()
+    for key, value in {**plugin_config(url), "CourseDirectory.course_id": "c101"}.items():
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
+    config.CourseDirectory.root = str(tmp_path)
+    with environment(str(tmp_path), {"JUPYTERHUB_API_TOKEN": "teacher"}):
+        api = NbGraderAPI(config=config)
+    assert api.exchange_missing is not up
+    assert api.exchange_root == url
 
 
 def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(people, tmp_path):

@@ -51,8 +51,8 @@ class Exchange(ABCExchange):
 
     # Traits of nbgrader's default exchange, accepted so existing configs load.
     root = Unicode(
-        "/usr/local/share/nbgrader/exchange",
-        help="Unused by this exchange (files live in the service); accepted for old configs.",
+        help="Unused by this exchange (files live in the service); accepted for old configs. "
+        "Defaults to the service's URL, which the formgrader names when it cannot reach it.",
     ).tag(config=True)
 
     cache = Unicode(
@@ -65,6 +65,10 @@ class Exchange(ABCExchange):
         False,
         help="Whether fetched and submitted assignments live under ./<course>/<assignment>.",
     ).tag(config=True)
+
+    @default("root")
+    def _root_default(self) -> str:
+        return self.service_url
 
     @default("cache")
     def _cache_default(self) -> str:
@@ -171,7 +175,8 @@ class Exchange(ABCExchange):
     def select_files(self, src: str) -> list[tuple[str, str]]:
         """(relative path, local path) of the files nbgrader's default exchange would copy
         from ``src``: CourseDirectory.ignore, include and max_file_size applied per
-        directory as shutil.copytree does."""
+        directory as shutil.copytree does, and folders reached through a symbolic link
+        copied as what they hold (a link back to a folder above it is not followed)."""
         ignore = ignore_patterns(
             exclude=self.coursedir.ignore,
             include=self.coursedir.include,
@@ -179,7 +184,16 @@ class Exchange(ABCExchange):
             log=self.log,
         )
         selected = []
-        for dirpath, dirnames, filenames in os.walk(src):
+        lineage: dict[str, frozenset[tuple[int, int]]] = {}  # a folder and those above it
+        for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
+            info = os.stat(dirpath)
+            here = (info.st_dev, info.st_ino)
+            outer = lineage.get(os.path.dirname(dirpath), frozenset())
+            if here in outer:
+                self.log.warning("Not copying %s: a link leads back to a folder above it", dirpath)
+                dirnames[:] = []
+                continue
+            lineage[dirpath] = outer | {here}
             ignored = set(ignore(dirpath, dirnames + filenames))
             dirnames[:] = sorted(d for d in dirnames if d not in ignored)
             for name in sorted(filenames):
