@@ -226,6 +226,34 @@ def test_list_and_remove_inbound(me):
     assert me.ok("list", "--inbound") == "[ListApp | INFO] Submitted assignments:\n"
 
 
+def test_list_takes_the_default_exchanges_glob_patterns(me):
+    """nbgrader's exchange globs its folders, so course and assignment ids may be
+    patterns: ``nbgrader list 'ps*'``, ``--inbound --remove 'quiz*'``."""
+    for ps in ("ps1", "ps2", "quiz1"):
+        release(me, ps)
+    assert me.ok("list", "ps*") == (
+        "[ListApp | INFO] Released assignments:\n"
+        "[ListApp | INFO] abc101 ps1\n"
+        "[ListApp | INFO] abc101 ps2\n"
+    )
+    assert me.ok("list", "*1", "--course", "abc*") == (
+        "[ListApp | INFO] Released assignments:\n"
+        "[ListApp | INFO] abc101 ps1\n"
+        "[ListApp | INFO] abc101 quiz1\n"
+    )
+    for ps in ("ps1", "quiz1"):
+        me.ok("fetch_assignment", ps, "--course", "abc101")
+        me.ok("submit", ps, "--course", "abc101")
+    (ts,) = [s["timestamp"] for s in submissions(me, assignment="ps1")]
+    assert me.ok("list", "--inbound", "p?1") == (
+        "[ListApp | INFO] Submitted assignments:\n"
+        f"[ListApp | INFO] abc101 {ME} ps1 {ts} (no feedback available)\n"
+    )
+    me.ok("list", "--inbound", "--remove", "quiz*", f"--student={ME[:4]}*")
+    assert submissions(me, assignment="quiz1") == []
+    assert len(submissions(me, assignment="ps1")) == 1
+
+
 # --- test_nbgrader_list: test_list_feedback_inbound, test_list_feedback_cached
 def test_list_feedback_states(me):
     root = course_root(me)

@@ -4,6 +4,7 @@ exchange, one GraphQL round trip per listing."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
@@ -58,9 +59,9 @@ class ExchangeList(ABCExchangeList, Exchange):
         pass
 
     def wanted(self, course_id: str, assignment_id: str) -> bool:
-        course, assignment = self.coursedir.course_id, self.coursedir.assignment_id
-        return (not course or course == course_id) and (
-            not assignment or assignment == assignment_id
+        """Ids matched as nbgrader's exchange globs its folders: ``nbgrader list 'ps*'``."""
+        return fnmatch.fnmatchcase(course_id, self.coursedir.course_id or "*") and (
+            fnmatch.fnmatchcase(assignment_id, self.coursedir.assignment_id or "*")
         )
 
     def init_dest(self) -> None:
@@ -90,9 +91,9 @@ class ExchangeList(ABCExchangeList, Exchange):
             for a in course["assignments"]:
                 if not self.wanted(course["id"], a["name"]):
                     continue
-                student = self.coursedir.student_id
+                student = self.coursedir.student_id or "*"
                 for s in a["submissions"]:
-                    if student not in ("", "*") and s["student"] != student:
+                    if not fnmatch.fnmatchcase(s["student"], student):
                         continue
                     name = f"{s['student']}+{a['name']}+{s['timestamp']}"
                     info = {
