@@ -156,6 +156,11 @@ class Caller:
     def require_student(self, course_id: str) -> Course:
         course = self.require_course(course_id)
         if not self.is_student(course_id):
+            if self.is_instructor(course_id):  # trying the student side of their course
+                raise Forbidden(
+                    f"you teach course {course_id!r} but are not one of its students;"
+                    " to submit too, add yourself to its students"
+                )
             raise Forbidden(f"you are not a student of course {course_id!r}")
         return course
 

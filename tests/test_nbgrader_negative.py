@@ -101,6 +101,26 @@ def test_outsiders_cannot_fetch_and_unreleased_is_explained(people):
     assert not os.path.exists(os.path.join(alice.home, "ps9"))
 
 
+def test_an_instructor_trying_the_student_side_is_told_how(people, service):
+    """Only a course's students submit (nbgrader's exchange lets anyone): an instructor
+    who fetches their own assignment to try it is told what to do, then can."""
+    teacher, _person, ps = people
+    teacher.ok("fetch_assignment", ps)
+    out = teacher.fails("submit", ps)
+    assert "you teach course 'c101' but are not one of its students" in out
+    admin = Client(service, "admin")
+    admin.execute(
+        'mutation { addMembers(courseId: "c101", role: STUDENT, members: [{user: "teacher"}])'
+        " { user } }"
+    )
+    try:
+        teacher.ok("submit", ps)
+    finally:
+        admin.execute(
+            'mutation { removeMembers(courseId: "c101", users: ["teacher"], role: STUDENT) }'
+        )
+
+
 def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
     """As with nbgrader's exchange: a warning and success, whether the assignment was
     released (no submissions yet) or never existed, and nothing written."""
