@@ -121,6 +121,21 @@ def test_an_instructor_trying_the_student_side_is_told_how(people, service):
         )
 
 
+def test_a_mistyped_assignment_gets_nbgraders_guess(people):
+    """Releasing or submitting a folder that is not there: "Did you mean" the closest
+    one, as nbgrader's exchange says."""
+    teacher, person, ps = people
+    out = teacher.fails("release_assignment", f"{ps}x")
+    released = os.path.join(teacher.home, "release", ".")
+    assert f"Assignment not found at: {os.path.join(released, ps + 'x')}" in out
+    assert f"Did you mean: {os.path.join(released, ps)}\n" in out
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    out = alice.fails("submit", f"{ps}x")
+    assert f"Assignment not found at: {os.path.join(alice.home, ps + 'x')}" in out
+    assert f"Did you mean: {os.path.join(alice.home, ps)}\n" in out
+
+
 def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
     """As with nbgrader's exchange: a warning and success, whether the assignment was
     released (no submissions yet) or never existed, and nothing written."""

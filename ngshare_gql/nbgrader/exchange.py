@@ -8,6 +8,7 @@ files) and replaces the shared directory with GraphQL calls through
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from jupyter_core.paths import jupyter_data_dir
 from nbgrader.exchange.abc import Exchange as ABCExchange
 from nbgrader.exchange.abc import ExchangeError
 from nbgrader.utils import ignore_patterns
+from rapidfuzz import fuzz
 from traitlets import Bool, Float, Int, Unicode, default
 
 from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, LocalFile
@@ -135,6 +137,16 @@ class Exchange(ABCExchange):
         if self.path_includes_course:
             return os.path.join(course_id, assignment_id)
         return assignment_id
+
+    def assignment_not_found(self, src_path: str, candidates: str) -> None:
+        """nbgrader's "Assignment not found at", with its guess among the folders that
+        ``candidates`` (a glob) finds: "Did you mean: …"."""
+        msg = f"Assignment not found at: {src_path}"
+        self.log.fatal(msg)
+        found = glob.glob(candidates)
+        if found:
+            self.log.error("Did you mean: %s", max(found, key=lambda p: fuzz.ratio(src_path, p)))
+        raise ExchangeError(msg)
 
     def exchange_path(self, *parts: str) -> str:
         """Where a thing lives in the exchange, shown in logs and list output."""

@@ -36,7 +36,9 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
                     f"Assignment found in '{source}' but not '{self.src_path}', "
                     "run `nbgrader generate_assignment` first."
                 )
-            self.fail(f"Assignment not found at: {self.src_path}")
+            self.assignment_not_found(
+                self.src_path, coursedir.format_path(coursedir.release_directory, ".", "*")
+            )
 
     def init_dest(self) -> None:
         self.require_course()

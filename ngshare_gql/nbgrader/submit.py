@@ -38,7 +38,10 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
         self.src_path = os.path.abspath(os.path.join(self.assignment_dir, root))
         self.coursedir.assignment_id = os.path.split(self.src_path)[-1]
         if not os.path.isdir(self.src_path):
-            self.fail(f"Assignment not found at: {self.src_path}")
+            others = self.local_root(self.coursedir.course_id, "*")
+            self.assignment_not_found(
+                self.src_path, os.path.abspath(os.path.join(self.assignment_dir, others))
+            )
 
     def init_dest(self) -> None:
         course = self.require_course()
