@@ -11,8 +11,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from ngshare_gql import create_app
+from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.graphql.schema import schema
+from tests.conftest import GQL, file_inputs, release, submit
 from tests.servers import REPO, flask_cli, service_env
 
 
@@ -45,6 +48,58 @@ def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path):
             )
         }
         assert tables <= {"alembic_version"}
+
+
+def test_downgrading_below_0002_keeps_what_0001_would_have(tmp_path):
+    """0002 keeps submissions cleared from the inbound, with their feedback. Going back
+    below it deletes those (as removing them did before) and nothing else, although on
+    SQLite dropping the column rebuilds the table, whose DROP, with foreign keys on,
+    cascades into every feedback and file row."""
+    path = tmp_path / "service.db"
+    env = service_env(tmp_path, NGSHARE_DATABASE_URL=f"sqlite:///{path}")
+    flask_cli(env, "db", "upgrade")
+    settings = Settings(
+        database_url=env["NGSHARE_DATABASE_URL"], auth="dev", admins=("admin",), blob_store="sql"
+    )
+    app = create_app(settings)
+    client = app.test_client()
+    admin, ins = GQL(client, "admin"), GQL(client, "ins")
+    admin('mutation { createCourse(id: "c1") { id } }')
+    for role, users in (("INSTRUCTOR", ["ins"]), ("STUDENT", ["s1", "s2"])):
+        members = ", ".join(f'{{user: "{u}"}}' for u in users)
+        admin(f'mutation {{ addMembers(courseId: "c1", role: {role}, members: [{members}])'
+              " { user } }")
+    release(ins, "c1", "ps1", {"a.ipynb": b"{}"})
+    feedback = """mutation($f: [FeedbackInput!]!) {
+      releaseFeedback(courseId: "c1", assignment: "ps1", feedback: $f) { student } }"""
+    for student in ("s1", "s2"):
+        submit(GQL(client, student), "c1", "ps1", {"a.ipynb": student.encode()}, ts="t1")
+        inputs, uploads = file_inputs({"a.html": f"<p>{student}</p>".encode()})
+        spec = {"student": student, "notebook": "a", "timestamp": "t1", "files": inputs}
+        ins(feedback, {"f": [spec]}, {"f.0.files.0.content": uploads["files.0.content"]})
+    ins('mutation { removeSubmissions(courseId: "c1", assignment: "ps1", student: "s2") }')
+    with app.app_context():
+        db.engine.dispose()
+
+    def rows() -> dict[str, list]:
+        with sqlite3.connect(path) as connection:
+            return {
+                "submissions": connection.execute("SELECT student FROM submission").fetchall(),
+                "feedback": connection.execute(
+                    "SELECT s.student FROM feedback f JOIN submission s ON s.id = f.submission_id"
+                ).fetchall(),
+                "files": connection.execute("SELECT path FROM file ORDER BY id").fetchall(),
+            }
+
+    before = rows()
+    assert before["submissions"] == [("s1",), ("s2",)] and len(before["feedback"]) == 2
+    flask_cli(env, "db", "downgrade", "0001")
+    after = rows()
+    assert after["submissions"] == [("s1",)]
+    assert after["feedback"] == [("s1",)]
+    # The release's file, s1's submitted file and s1's feedback file.
+    assert after["files"] == [("a.ipynb",), ("a.ipynb",), ("a.html",)]
+    flask_cli(env, "db", "upgrade")
 
 
 def test_operator_cli_manages_courses(tmp_path):

@@ -22,5 +22,12 @@ def upgrade():
 
 
 def downgrade():
+    # Before 0002, removing a submission deleted it with its feedback: do that now for
+    # the removed ones, which would otherwise come back as submissions with no files.
+    removed = "SELECT id FROM submission WHERE removed_at IS NOT NULL"
+    feedback = f"SELECT id FROM feedback WHERE submission_id IN ({removed})"
+    op.execute(f"DELETE FROM file WHERE feedback_id IN ({feedback})")
+    op.execute(f"DELETE FROM feedback WHERE submission_id IN ({removed})")
+    op.execute("DELETE FROM submission WHERE removed_at IS NOT NULL")
     with op.batch_alter_table("submission", schema=None) as batch_op:
         batch_op.drop_column("removed_at")
