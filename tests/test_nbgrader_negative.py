@@ -104,19 +104,22 @@ def test_outsiders_cannot_fetch_and_unreleased_is_explained(people):
 def test_an_instructor_trying_the_student_side_is_told_how(people, service):
     """Only a course's students submit (nbgrader's exchange lets anyone): an instructor
     who fetches their own assignment to try it is told what to do, then can."""
-    teacher, _person, ps = people
+    teacher, person, ps = people
     teacher.ok("fetch_assignment", ps)
     out = teacher.fails("submit", ps)
     assert "you teach course 'c101' but are not one of its students" in out
-    admin = Client(service, "admin")
-    admin.execute(
+    admin = person("admin")  # may do anything in any course, but teaches none
+    admin.ok("fetch_assignment", ps)
+    assert "you are not a student of course 'c101'" in admin.fails("submit", ps)
+    service_admin = Client(service, "admin")
+    service_admin.execute(
         'mutation { addMembers(courseId: "c101", role: STUDENT, members: [{user: "teacher"}])'
         " { user } }"
     )
     try:
         teacher.ok("submit", ps)
     finally:
-        admin.execute(
+        service_admin.execute(
             'mutation { removeMembers(courseId: "c101", users: ["teacher"], role: STUDENT) }'
         )
 
@@ -139,11 +142,14 @@ def test_a_mistyped_assignment_gets_nbgraders_guess(people):
 def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
     """As with nbgrader's exchange: a warning and success, whether the assignment was
     released (no submissions yet) or never existed, and nothing written."""
-    teacher, _person, ps = people
+    teacher, person, ps = people
     for name in (ps, "never-released"):
         out = teacher.ok("collect", name)
         assert f"No submissions of '{name}' for course 'c101' to collect" in out
         assert not os.path.exists(os.path.join(teacher.home, "submitted"))
+    # A course that does not exist is still an error, even for an admin, who may see all.
+    out = person("admin", course="c1O1").fails("collect", ps)
+    assert "no course 'c1O1'" in out
 
 
 def test_a_folder_linked_into_a_release_is_released_with_what_it_holds(people):

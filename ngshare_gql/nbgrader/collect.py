@@ -18,12 +18,10 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCExchangeCollect
 from nbgrader.utils import parse_utc
 
-from ngshare_gql.client import ClientError, Download
+from ngshare_gql.client import Download
 from ngshare_gql.nbgrader.exchange import FILE, Exchange, ExchangeError
 
-DUE = """query($c: String!, $a: String!) {
-  course(id: $c) { assignment(name: $a) { dueAt } }
-}"""
+DUE = """query($c: String!) { course(id: $c) { assignments { name dueAt } } }"""
 
 COLLECT = f"""mutation($c: String!, $a: String!, $f: SubmissionFilter) {{
   collectSubmissions(courseId: $c, assignment: $a, filter: $f) {{
@@ -47,13 +45,11 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         name = self.coursedir.assignment_id
         self.src_path = self.exchange_path(course, "inbound")
         self.src_records = []
-        try:
-            due = self.client.execute(DUE, {"c": course, "a": name})
-        except ClientError as e:
-            if e.code != "NOT_FOUND":
-                self.fail(self.explain(e))
-            return  # nothing was ever submitted: "No submissions", as nbgrader's exchange says
-        server_due = due["course"]["assignment"]["dueAt"]
+        assignments = self.call(DUE, {"c": course})["course"]["assignments"]
+        due_at = {a["name"]: a["dueAt"] for a in assignments}
+        if name not in due_at:
+            return  # never released: "No submissions ...", as nbgrader's exchange says
+        server_due = due_at[name]
         with Gradebook(self.coursedir.db_url, course) as gb:
             try:
                 self.duedate = gb.find_assignment(name).duedate
@@ -196,5 +192,5 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         if mode & bits != bits:
             try:
                 os.chmod(path, (mode | bits) & 0o2777)
-            except PermissionError:
+            except OSError:
                 self.log.warning("Could not update permissions of %s to make it groupshared", path)
