@@ -145,7 +145,8 @@ class Exchange(ABCExchange):
         self.log.fatal(msg)
         found = glob.glob(candidates)
         if found:
-            self.log.error("Did you mean: %s", max(found, key=lambda p: fuzz.ratio(src_path, p)))
+            best = max(found, key=lambda path: (fuzz.ratio(src_path, path), path))
+            self.log.error("Did you mean: %s", best)
         raise ExchangeError(msg)
 
     def exchange_path(self, *parts: str) -> str:

@@ -99,6 +99,8 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
             for filename, text in extras.items():
                 with open(os.path.join(extra_dir, filename), "w") as fh:
                     fh.write(text)
+            # Before reading anything: a folder may link to a tree far over the limit.
+            self.check_dir_size(sum(os.path.getsize(local) for _, local in selected))
             files = self.scan(selected)
             extra_files = self.scan([(f, os.path.join(extra_dir, f)) for f in EXTRA])
             plan = self.call(
@@ -117,7 +119,6 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
             self.check_filename_diff(
                 released, sorted(p for p, _ in selected if p.endswith(".ipynb"))
             )
-            self.check_dir_size(sum(f.size for f in files))
             inputs, uploads = self.upload_inputs(
                 files + extra_files, "files", set(plan["missingContent"])
             )
