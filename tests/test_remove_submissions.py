@@ -68,6 +68,12 @@ def test_removing_keeps_feedback_and_what_it_is_for(as_user, course):
     assert release_feedback(ins, "t1", b"<p>revised</p>") == [{"student": "s1", "timestamp": "t1"}]
     (revised,) = s1(FETCH)["fetchFeedback"]
     assert [f["sha256"] for f in revised["files"]] == [sha(b"<p>revised</p>")]
+    # Withdrawn as well: the student still sees the assignment they submitted to, and
+    # its feedback.
+    ins('mutation { unreleaseAssignment(courseId: "c1", name: "ps1") { released } }')
+    (still,) = s1(FETCH)["fetchFeedback"]
+    assert [f["sha256"] for f in still["files"]] == [sha(b"<p>revised</p>")]
+    release(ins, "c1", "ps1", {"a.ipynb": b"{}"})
 
     assert ins(SUBS)["course"]["assignment"]["submissions"] == []
     collect = 'mutation { collectSubmissions(courseId: "c1", assignment: "ps1") { student } }'
