@@ -2,6 +2,8 @@
 
 File bytes never live here except through the ``sql`` blob store's
 :class:`BlobChunk` table; every other table holds names, times and hashes.
+A release's or submission's ``folders`` are the empty folders it carries besides
+its files (nbgrader's exchange copies those too).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Assignment(db.Model):
     released: Mapped[bool] = mapped_column(default=False)
     released_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
+    folders: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     course: Mapped[Course] = relationship(back_populates="assignments")
     files: Mapped[list[File]] = relationship(
@@ -98,6 +101,7 @@ class Submission(db.Model):
     # Cleared from the inbound (``nbgrader list --inbound --remove``): its files are gone,
     # the record stays so that feedback on it can still be released and fetched.
     removed_at: Mapped[datetime | None]
+    folders: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     assignment: Mapped[Assignment] = relationship(back_populates="submissions")
     files: Mapped[list[File]] = relationship(

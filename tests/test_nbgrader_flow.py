@@ -68,11 +68,15 @@ def run_cycle(instructor: User, student: User) -> dict:
     """Every step an instructor and a student take; returns what they saw."""
     seen: dict = {}
     instructor.ok("generate_assignment", "ps1")
+    # Empty folders travel too: one the notebooks write into, and one nested.
+    for empty in ("output", "data/raw"):
+        os.makedirs(os.path.join(instructor.home, "release", "ps1", *empty.split("/")))
     instructor.ok("release_assignment", "ps1")
     seen["released"] = student.exchange_list()
     student.ok("fetch_assignment", "ps1")
     seen["fetched"] = student.exchange_list()
     nb = os.path.join(student.home, "ps1", "problem1.ipynb")
+    os.makedirs(os.path.join(student.home, "ps1", "scratch"))
     student.ok("submit", "ps1")
     with open(nb) as fh:
         content = json.load(fh)
@@ -119,6 +123,14 @@ def clear_inbound_with_feedback_pending(instructor: User, student: User, seen: d
     seen["release_feedback_after_remove_log"] = revise_and_release("<p>after it</p>")
     seen["feedback_released_after_remove"] = student_has("<p>after it</p>")
     seen["cached_after_remove"] = student.exchange_list(cached=True)
+
+
+def folders(root: str) -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(dirpath, name), root)
+        for dirpath, dirs, _files in os.walk(root)
+        for name in dirs
+    )
 
 
 def tree(root: str) -> dict[str, bytes]:
@@ -196,6 +208,14 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
                 normalise.text(k): v for k, v in tree(student.config["Exchange.cache"]).items()
             },
             "timestamps": timestamps,
+            "folders": {
+                side: [normalise.text(f) for f in folders(root)]
+                for side, root in (
+                    ("instructor", instructor.home),
+                    ("student", student.home),
+                    ("cache", student.config["Exchange.cache"]),
+                )
+            },
         }
 
     default, ours = runs["default"], runs["ngshare"]
@@ -237,9 +257,13 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
         assert ours["seen"][key] == default["seen"][key], key
     assert "Not releasing" not in ours["seen"]["release_feedback_after_remove_log"]
 
-    # The same files at the same paths on both sides.
+    # The same files at the same paths on both sides, and the same folders, empty ones too.
     for side in ("instructor", "student", "cache"):
         assert sorted(ours[side]) == sorted(default[side]), side
+        assert ours["folders"][side] == default["folders"][side], side
+    for carried in ("ps1/output", "ps1/data/raw"):
+        assert carried in ours["folders"]["student"]
+    assert f"submitted/{STUDENT}/ps1/scratch" in ours["folders"]["instructor"]
     # Identical bytes where nothing run-specific is inside.
     for path, content in default["student"].items():
         if path.endswith(".ipynb"):

@@ -9,7 +9,12 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange.abc import ExchangeError
 
 from ngshare_gql.nbgrader import ExchangeFetchAssignment, configure
-from ngshare_gql.nbgrader.exchange import PROGRESS_THRESHOLD, Exchange, safe_join
+from ngshare_gql.nbgrader.exchange import (
+    PROGRESS_THRESHOLD,
+    Exchange,
+    empty_folders,
+    safe_join,
+)
 
 
 def plugin(**traits) -> Exchange:
@@ -50,6 +55,19 @@ def test_downloads_never_escape_their_directory(tmp_path):
     assert safe_join(root, "a/b.ipynb") == f"{root}/a/b.ipynb"
     assert safe_join(root, "../evil") is None
     assert safe_join(root, "a/../../evil") is None
+
+
+def test_only_folders_nothing_else_is_in_are_sent_and_made_inside_the_destination(tmp_path):
+    files = ["a.ipynb", "data/x.csv"]
+    folders = ["data", "data/raw", "out", "out/plots", "out/plots/png", "deep/a/b"]
+    assert empty_folders(folders, files) == ["data/raw", "out/plots/png", "deep/a/b"]
+    exchange = plugin()
+    exchange.make_folders(str(tmp_path), ["data/raw", "out/plots/png"])
+    assert (tmp_path / "data" / "raw").is_dir() and (tmp_path / "out" / "plots" / "png").is_dir()
+    for escape in ("../outside", "a/../../outside"):
+        with pytest.raises(ExchangeError, match="refusing to write outside"):
+            exchange.make_folders(str(tmp_path / "dest"), [escape])
+    assert not (tmp_path / "outside").exists()
 
 
 def test_configure_sets_every_factory_trait():

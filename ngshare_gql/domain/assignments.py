@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ngshare_gql.domain import events
 from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
-from ngshare_gql.domain.validation import check_name
+from ngshare_gql.domain.validation import check_folders, check_name
 from ngshare_gql.errors import Conflict, NotFound
 from ngshare_gql.extensions import db, insert_ignore
 from ngshare_gql.models import Assignment, File, Submission, utcnow
@@ -100,10 +100,12 @@ def release(
     files: list[FileSpec],
     due_at: datetime | None = None,
     force: bool = False,
+    folders: Sequence[str] = (),
 ) -> Assignment:
     """Release (or with ``force`` atomically replace) an assignment's files."""
     caller.require_instructor(course_id)
     check_name(name, "assignment name", 255)
+    folders = check_folders(folders, [f.path for f in files])
     # Create the row if missing without racing a concurrent release of the same name
     # (that one waits here until we commit), then hold it until we commit.  NO KEY
     # UPDATE: releases and unreleases of it wait, submissions (whose foreign key
@@ -129,6 +131,7 @@ def release(
     db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
     assignment.released = True
     assignment.released_at = utcnow()
+    assignment.folders = folders
     if due_at is not None:
         assignment.due_at = due_at
     # The new rows are the whole list: setting it without loading the old one (just
@@ -155,6 +158,7 @@ def unrelease(caller: Caller, course_id: str, name: str) -> Assignment:
     db.session.execute(sa.delete(File).where(File.assignment_id == assignment.id))
     db.session.expire(assignment, ["files"])
     assignment.released = False
+    assignment.folders = []
     events.record(caller, "assignment.unreleased", course_id, name)
     db.session.commit()
     collect_unused(withdrawn)

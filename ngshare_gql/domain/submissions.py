@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ngshare_gql.domain import events
 from ngshare_gql.domain.assignments import course_of, get_assignment
 from ngshare_gql.domain.files import FileSpec, collect_unused, file_hashes, store_files
-from ngshare_gql.domain.validation import check_name
+from ngshare_gql.domain.validation import check_folders, check_name
 from ngshare_gql.errors import BadInput, Forbidden, NotFound
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Assignment, Feedback, File, Submission, utcnow
@@ -38,6 +38,7 @@ def submit(
     assignment_name: str,
     files: list[FileSpec],
     timestamp: str | None = None,
+    folders: Sequence[str] = (),
 ) -> Submission:
     caller.require_student(course_id)
     assignment = db.session.scalar(
@@ -51,6 +52,7 @@ def submit(
         raise NotFound(f"assignment {assignment_name!r} is not released in course {course_id!r}")
     if timestamp is not None and (len(timestamp) > 64 or not timestamp.strip()):
         raise BadInput("timestamp must be 1 to 64 characters")
+    folders = check_folders(folders, [f.path for f in files])
     rows = store_files(caller, course_id, files)
     now = utcnow()
     submission = Submission(
@@ -60,6 +62,7 @@ def submit(
         timestamp=timestamp.strip() if timestamp else now.strftime(TIMESTAMP_FORMAT),
         late=assignment.due_at is not None and now > assignment.due_at,
         files=rows,
+        folders=folders,
     )
     db.session.add(submission)
     events.record(
@@ -207,7 +210,9 @@ def remove_submissions(
         contents = file_hashes(File.submission_id.in_(ids))
         db.session.execute(sa.delete(File).where(File.submission_id.in_(ids)))
         db.session.execute(
-            sa.update(Submission).where(Submission.id.in_(ids)).values(removed_at=utcnow()),
+            sa.update(Submission)
+            .where(Submission.id.in_(ids))
+            .values(removed_at=utcnow(), folders=[]),
             execution_options={"synchronize_session": False},
         )
         events.record(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from ngshare_gql.errors import BadInput
 
@@ -63,6 +64,24 @@ def check_unique_paths(paths: list[str]) -> None:
         if key in seen:
             raise BadInput(f"file path {path[:80]!r} appears more than once")
         seen.add(key)
+
+
+MAX_FOLDERS = 10_000
+
+
+def check_folders(folders: Sequence[str], file_paths: Sequence[str]) -> list[str]:
+    """Empty folders to carry besides the files: relative paths like a file's, each once,
+    none where a file is."""
+    if len(folders) > MAX_FOLDERS:
+        raise BadInput(f"more than {MAX_FOLDERS} folders")
+    for folder in folders:
+        check_path(folder)
+    check_unique_paths(list(folders))
+    files = {unicodedata.normalize("NFC", path) for path in file_paths}
+    for folder in folders:
+        if unicodedata.normalize("NFC", folder) in files:
+            raise BadInput(f"{folder[:80]!r} is given as both a file and a folder")
+    return list(folders)
 
 
 def check_sha256(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -20,6 +21,8 @@ from ngshare_gql.graphql.types import (
     Submission,
     SubmissionFilter,
 )
+
+FOLDERS = "Empty folders to carry besides the files (paths as for files)."
 
 
 @strawberry.type
@@ -61,9 +64,16 @@ class Mutation:
         files: list[FileInput],
         due_at: datetime | None = None,
         force: bool = False,
+        folders: Annotated[list[str] | None, strawberry.argument(description=FOLDERS)] = None,
     ) -> Assignment:
         assignment = assignments.release(
-            info.context.caller, course_id, name, specs(files), from_client(due_at), force
+            info.context.caller,
+            course_id,
+            name,
+            specs(files),
+            from_client(due_at),
+            force,
+            folders or [],
         )
         return Assignment(model=assignment)
 
@@ -83,9 +93,10 @@ class Mutation:
         assignment: str,
         files: list[FileInput],
         timestamp: str | None = None,
+        folders: Annotated[list[str] | None, strawberry.argument(description=FOLDERS)] = None,
     ) -> Submission:
         submission = submissions.submit(
-            info.context.caller, course_id, assignment, specs(files), timestamp
+            info.context.caller, course_id, assignment, specs(files), timestamp, folders or []
         )
         return Submission(model=submission)
 

@@ -60,6 +60,9 @@ class File:
         )
 
 
+FOLDERS = "Empty folders carried besides the files (nbgrader's exchange copies them too)."
+
+
 def files_of(rows: list[models.File]) -> list[File]:
     return [File.of(row) for row in rows]
 
@@ -155,6 +158,10 @@ class Submission:
     def files(self) -> list[File]:
         return files_of(self.model.files)
 
+    @strawberry.field(description=FOLDERS)
+    def folders(self) -> list[str]:
+        return list(self.model.folders)
+
     @strawberry.field
     def feedback(self) -> list[Feedback]:
         return [Feedback(model=f) for f in self.model.feedback]
@@ -214,6 +221,10 @@ class Assignment:
     @strawberry.field(description="The released files.")
     def files(self) -> list[File]:
         return files_of(self.model.files)
+
+    @strawberry.field(description=FOLDERS)
+    def folders(self) -> list[str]:
+        return list(self.model.folders)
 
     def _batched(
         self, info: Info, key: tuple, load: Callable[[Sequence[models.Assignment]], dict]

@@ -25,7 +25,7 @@ DUE = """query($c: String!) { course(id: $c) { assignments { name dueAt } } }"""
 
 COLLECT = f"""mutation($c: String!, $a: String!, $f: SubmissionFilter) {{
   collectSubmissions(courseId: $c, assignment: $a, filter: $f) {{
-    student timestamp receivedAt {FILE}
+    student timestamp receivedAt {FILE} folders
   }}
 }}"""
 
@@ -88,7 +88,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             )
         # check_owner needs no cross-check here: the service records each submission
         # under the identity that authenticated it, so a student cannot claim another's.
-        pending: list[tuple[list[dict], str, bool]] = []
+        pending: list[tuple[dict, str, bool]] = []
         for rec in self.src_records:
             student_id = rec["student"]
             dest_path = self.coursedir.format_path(
@@ -116,7 +116,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.log.info(f"Updating submission: {student_id} {name}")
             else:
                 self.log.info(f"Collecting submission: {student_id} {name}")
-            pending.append((rec["files"], dest_path, updating))
+            pending.append((rec, dest_path, updating))
         self.copy_submissions(pending)
 
     def selected(self, files: list[dict]) -> list[dict]:
@@ -141,10 +141,20 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             kept.append(f)
         return kept
 
-    def copy_submissions(self, pending: list[tuple[list[dict], str, bool]]) -> None:
-        """Download the chosen submissions (files, destination, replacing it) all in one
-        go, a few files at a time whoever's they are, each into a temporary folder beside
-        its place; then move each one that arrived whole into place.
+    def selected_folders(self, folders: list[str]) -> list[str]:
+        """CourseDirectory.ignore on the empty folders, as on the files' folders."""
+        exclude = self.coursedir.ignore or ()
+        return [
+            path
+            for path in folders
+            if not any(fnmatch.fnmatch(part, glob) for part in path.split("/") for glob in exclude)
+        ]
+
+    def copy_submissions(self, pending: list[tuple[dict, str, bool]]) -> None:
+        """Download the chosen submissions (each with its destination, and whether it
+        replaces what is there) all in one go, a few files at a time whoever's they are,
+        each into a temporary folder beside its place; then move each one that arrived
+        whole into place.
 
         As nbgrader's exchange does, a submission over ``max_dir_size`` ends the collect
         after the ones before it; a failed download, after those that arrived whole.  A
@@ -153,7 +163,8 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         staged: list[tuple[str, str, bool, list[Download]]] = []
         stopped: Exception | None = None
         try:
-            for files, dest_path, replace in pending:
+            for submission, dest_path, replace in pending:
+                files = submission["files"]
                 try:
                     self.check_dir_size(sum(int(f["size"]) for f in files))
                     tmp = f"{dest_path}.collecting-{uuid.uuid4().hex[:8]}"
@@ -163,6 +174,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                     break
                 os.makedirs(tmp)
                 staged.append((tmp, dest_path, replace, downloads))
+                self.make_folders(tmp, self.selected_folders(submission["folders"]))
             try:
                 self.download([d for *_, downloads in staged for d in downloads])
             finally:

@@ -185,18 +185,19 @@ class Exchange(ABCExchange):
                 f"Directory size is too big. Size is {total}, maximum size is {limit}"
             )
 
-    def select_files(self, src: str) -> list[tuple[str, str]]:
+    def select(self, src: str) -> tuple[list[tuple[str, str]], list[str]]:
         """(relative path, local path) of the files nbgrader's default exchange would copy
-        from ``src``: CourseDirectory.ignore, include and max_file_size applied per
-        directory as shutil.copytree does, and folders reached through a symbolic link
-        copied as what they hold (a link back to a folder above it is not followed)."""
+        from ``src``, and the folders it would create that none of them is in:
+        CourseDirectory.ignore, include and max_file_size applied per directory as
+        shutil.copytree does, and folders reached through a symbolic link copied as what
+        they hold (a link back to a folder above it is not followed)."""
         ignore = ignore_patterns(
             exclude=self.coursedir.ignore,
             include=self.coursedir.include,
             max_file_size=self.coursedir.max_file_size,
             log=self.log,
         )
-        selected = []
+        selected, folders = [], []
         lineage: dict[str, frozenset[tuple[int, int]]] = {}  # a folder and those above it
         for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
             info = os.stat(dirpath)
@@ -207,13 +208,15 @@ class Exchange(ABCExchange):
                 dirnames[:] = []
                 continue
             lineage[dirpath] = outer | {here}
+            if dirpath != src:
+                folders.append(os.path.relpath(dirpath, src).replace(os.sep, "/"))
             ignored = set(ignore(dirpath, dirnames + filenames))
             dirnames[:] = sorted(d for d in dirnames if d not in ignored)
             for name in sorted(filenames):
                 if name not in ignored:
                     local = os.path.join(dirpath, name)
                     selected.append((os.path.relpath(local, src).replace(os.sep, "/"), local))
-        return selected
+        return selected, empty_folders(folders, [path for path, _ in selected])
 
     def scan(self, files: list[tuple[str, str]]) -> list[LocalFile]:
         return [LocalFile.scan(path, local) for path, local in files]
@@ -244,6 +247,14 @@ class Exchange(ABCExchange):
             downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
         return downloads
 
+    def make_folders(self, dest: str, folders: list[str]) -> None:
+        """The empty folders a release or submission carries, under ``dest``."""
+        for folder in folders:
+            target = safe_join(dest, folder)
+            if target is None:
+                self.fail(f"refusing to write outside {dest}: {folder!r}")
+            os.makedirs(target, exist_ok=True)
+
     def download(self, downloads: list[Download]) -> None:
         """Download and verify them, several at a time, logging a big transfer's progress."""
         report = self.progress("downloading", sum(d.size for d in downloads))
@@ -255,6 +266,15 @@ class Exchange(ABCExchange):
     def download_all(self, files: list[dict], dest: str) -> None:
         """Download ``files`` (File dicts) under ``dest``, once every path is checked."""
         self.download(self.downloads_into(files, dest))
+
+
+def empty_folders(folders: list[str], files: list[str]) -> list[str]:
+    """Those of ``folders`` that no file and no other folder is in."""
+    holding = set()
+    for path in files + folders:
+        parts = path.split("/")
+        holding.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    return [folder for folder in folders if folder not in holding]
 
 
 def safe_join(root: str, relative: str) -> str | None:

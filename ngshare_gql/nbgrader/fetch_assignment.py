@@ -12,7 +12,7 @@ from nbgrader.exchange.abc import ExchangeFetchAssignment as ABCExchangeFetchAss
 from ngshare_gql.nbgrader.exchange import FILE, Exchange, safe_join
 
 FETCH = f"""mutation($c: String!, $n: String!) {{
-  fetchAssignment(courseId: $c, name: $n) {{ {FILE} }}
+  fetchAssignment(courseId: $c, name: $n) {{ {FILE} folders }}
 }}"""
 
 
@@ -39,18 +39,20 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
-        files = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]["files"]
-        files = [f for f in files if not self.ignored(f["path"])]
+        fetched = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]
+        files = [f for f in fetched["files"] if not self.ignored(f["path"])]
+        folders = [path for path in fetched["folders"] if not self.ignored(path)]
         self.log.info(f"Source: {self.src_path}")
         self.log.info(f"Destination: {self.dest_path}")
         if os.path.isdir(self.dest_path):
-            self.replace_missing(files)
+            self.replace_missing(files, folders)
         else:
             # Download next to the destination and move it in whole, so a failed
             # transfer never leaves a partial copy that blocks the next fetch.
             tmp = f"{self.dest_path}.fetching-{uuid.uuid4().hex[:8]}"
             try:
                 os.makedirs(tmp)
+                self.make_folders(tmp, folders)
                 self.download_all(files, tmp)
                 os.makedirs(os.path.dirname(self.dest_path), exist_ok=True)
                 os.rename(tmp, self.dest_path)
@@ -58,22 +60,28 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
                 shutil.rmtree(tmp, ignore_errors=True)
         self.log.info(f"Fetched as: {course} {name}")
 
-    def replace_missing(self, files: list[dict]) -> None:
-        """--replace: download only the files missing locally, never overwrite."""
+    def replace_missing(self, files: list[dict], folders: list[str]) -> None:
+        """--replace: create the folders and download the files missing locally, never
+        overwrite."""
         missing = []
         for f in files:
-            parts = f["path"].split("/")
-            for depth in range(1, len(parts)):
-                directory = safe_join(self.dest_path, "/".join(parts[:depth]))
-                if directory and not os.path.exists(directory):
-                    self.log.warning(
-                        "Creating missing directory '%s'", os.path.relpath(directory, os.getcwd())
-                    )
-                    os.mkdir(directory)
+            self.create_missing_parents(f["path"])
             target = safe_join(self.dest_path, f["path"])
             if target and not os.path.exists(target):
                 self.log.warning(
                     "Replacing missing file '%s'", os.path.relpath(target, os.getcwd())
                 )
                 missing.append(f)
+        for folder in folders:
+            self.create_missing_parents(folder + "/")
         self.download_all(missing, self.dest_path)
+
+    def create_missing_parents(self, path: str) -> None:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            directory = safe_join(self.dest_path, "/".join(parts[:depth]))
+            if directory and not os.path.exists(directory):
+                self.log.warning(
+                    "Creating missing directory '%s'", os.path.relpath(directory, os.getcwd())
+                )
+                os.mkdir(directory)

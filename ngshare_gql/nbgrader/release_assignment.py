@@ -16,8 +16,9 @@ PLAN = """query($c: String!, $h: [String!]!) {
 }"""
 
 RELEASE = """mutation($c: String!, $n: String!, $files: [FileInput!]!, $due: DateTime,
-                     $force: Boolean!) {
-  releaseAssignment(courseId: $c, name: $n, files: $files, dueAt: $due, force: $force) {
+                     $force: Boolean!, $folders: [String!]) {
+  releaseAssignment(courseId: $c, name: $n, files: $files, dueAt: $due, force: $force,
+                    folders: $folders) {
     name files { path }
   }
 }"""
@@ -61,7 +62,7 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
-        selected = self.select_files(self.src_path)
+        selected, folders = self.select(self.src_path)
         self.check_dir_size(sum(os.path.getsize(local) for _, local in selected))
         files = self.scan(selected)
         plan = self.call(PLAN, {"c": course, "h": sorted({f.sha256 for f in files})})
@@ -82,6 +83,7 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
                 "files": inputs,
                 "due": due.isoformat() if due else None,
                 "force": self.force,
+                "folders": folders,
             },
             uploads,
         )

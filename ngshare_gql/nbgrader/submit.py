@@ -18,8 +18,10 @@ PLAN = """query($c: String!, $a: String!, $h: [String!]!) {
   missingContent(courseId: $c, sha256: $h)
 }"""
 
-SUBMIT = """mutation($c: String!, $a: String!, $files: [FileInput!]!, $ts: String) {
-  submitAssignment(courseId: $c, assignment: $a, files: $files, timestamp: $ts) {
+SUBMIT = """mutation($c: String!, $a: String!, $files: [FileInput!]!, $ts: String,
+                    $folders: [String!]) {
+  submitAssignment(courseId: $c, assignment: $a, files: $files, timestamp: $ts,
+                   folders: $folders) {
     student timestamp
   }
 }"""
@@ -88,9 +90,8 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
-        selected = [
-            (path, local) for path, local in self.select_files(self.src_path) if path not in EXTRA
-        ]
+        chosen, folders = self.select(self.src_path)
+        selected = [(path, local) for path, local in chosen if path not in EXTRA]
         with tempfile.TemporaryDirectory(prefix="nbgrader-submit-") as extra_dir:
             extras = {
                 "timestamp.txt": self.timestamp,
@@ -123,14 +124,26 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
                 files + extra_files, "files", set(plan["missingContent"])
             )
             self.call(
-                SUBMIT, {"c": course, "a": name, "files": inputs, "ts": self.timestamp}, uploads
+                SUBMIT,
+                {
+                    "c": course,
+                    "a": name,
+                    "files": inputs,
+                    "ts": self.timestamp,
+                    "folders": folders,
+                },
+                uploads,
             )
-            self.cache_copy(selected, extras)
+            self.cache_copy(selected, folders, extras)
         self.log.info(f"Submitted as: {course} {name} {self.timestamp}")
 
-    def cache_copy(self, selected: list[tuple[str, str]], extras: dict[str, str]) -> None:
+    def cache_copy(
+        self, selected: list[tuple[str, str]], folders: list[str], extras: dict[str, str]
+    ) -> None:
         """The local copy ``list --cached`` and ``fetch_feedback`` read."""
         cache_path = os.path.join(self.cache_path, self.assignment_filename)
+        for folder in folders:
+            os.makedirs(os.path.join(cache_path, *folder.split("/")), exist_ok=True)
         for path, local in selected:
             target = os.path.join(cache_path, *path.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
