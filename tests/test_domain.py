@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ngshare_gql.auth import Identity
 from ngshare_gql.domain import assignments, courses, feedback, submissions
 from ngshare_gql.domain.files import FileSpec
-from ngshare_gql.domain.validation import check_name, check_path, check_unique_paths
+from ngshare_gql.domain.validation import check_layout, check_name, check_path
 from ngshare_gql.errors import BadInput, Conflict, Forbidden, NotFound
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Blob, Event, Role
@@ -199,8 +199,13 @@ def test_hostile_paths_are_refused(path):
 def test_good_paths_and_names_pass():
     for path in ("a.ipynb", "data/sub/file.csv", "ümlaut ñ.txt", ".hidden", "a..b"):
         assert check_path(path) == path
-    with pytest.raises(BadInput):
-        check_unique_paths(["caf\u00e9.txt", "cafe\u0301.txt"])  # NFC-equal names
+    with pytest.raises(BadInput, match="more than once"):
+        check_layout(["caf\u00e9.txt", "cafe\u0301.txt"])  # NFC-equal names
+    # Two files where one would have to be a folder: "a" and "a/b" cannot both exist.
+    check_layout(["a/b", "a/c", "ab"], ["a/d", "b"])
+    for files, folders in ((["a", "a/b"], []), (["a.ipynb"], ["a.ipynb/x"]), (["x"], ["x"])):
+        with pytest.raises(BadInput):
+            check_layout(files, folders)
     for bad in ("", " x", "a/b", "..", "x\n", "y" * 200):
         with pytest.raises(BadInput):
             check_name(bad, "course id")

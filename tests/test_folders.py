@@ -59,7 +59,11 @@ def test_folders_travel_with_a_release_and_a_submission(as_user, course):
         ["line\nbreak"],
         ["same", "same"],
         ["a.ipynb"],  # where a file is
+        ["a.ipynb/inside"],  # inside a file
+        ["caf\u00e9", "cafe\u0301"],  # the same name, normalised
+        ["evil\u202egpj"],
         ["x" * 2000],
+        [f"f{i}" for i in range(1001)],
     ],
 )
 def test_bad_folders_are_refused_and_change_nothing(as_user, course, folders):
@@ -75,3 +79,10 @@ def test_bad_folders_are_refused_and_change_nothing(as_user, course, folders):
     assert as_user("s1").error(SUBMIT, {"files": inputs, "folders": folders}, uploads) == (
         "BAD_USER_INPUT"
     )
+
+
+def test_files_inside_a_file_are_refused(as_user, course):
+    """File "a" and file "a/b" cannot both be written anywhere they are fetched to."""
+    inputs, uploads = file_inputs({"a": b"1", "a/b": b"2"})
+    variables = {"n": "ps1", "files": inputs, "folders": None, "force": False}
+    assert as_user("ins").error(RELEASE, variables, uploads) == "BAD_USER_INPUT"

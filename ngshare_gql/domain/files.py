@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from ngshare_gql.domain.validation import check_path, check_sha256, check_unique_paths
+from ngshare_gql.domain.validation import check_layout, check_path, check_sha256
 from ngshare_gql.errors import BadInput, NotFound, PayloadTooLarge
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Assignment, Feedback, File, Submission
@@ -116,7 +116,7 @@ def store_files(
                 f"file {spec.path!r} is {spec.size} bytes, over the limit of "
                 f"{settings.max_file_size} bytes per file"
             )
-    check_unique_paths([spec.path for spec in specs])
+    check_layout([spec.path for spec in specs])
     check_total_size(specs)
     for spec in specs:
         if spec.content is not None and (

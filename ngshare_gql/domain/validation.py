@@ -35,52 +35,56 @@ def check_name(value: str, what: str, max_length: int = 128) -> str:
     return value
 
 
-def check_path(path: str) -> str:
-    """A relative file path inside a release, submission or feedback."""
+def check_path(path: str, what: str = "file path") -> str:
+    """A relative file (or folder) path inside a release, submission or feedback."""
     if not isinstance(path, str) or not path:
-        raise BadInput("a file path must not be empty")
+        raise BadInput(f"a {what} must not be empty")
     shown = repr(path[:80])
     if len(path) > MAX_PATH:
-        raise BadInput(f"file path {shown}... is longer than {MAX_PATH} characters")
+        raise BadInput(f"{what} {shown}... is longer than {MAX_PATH} characters")
     if _CONTROL.search(path) or _BIDI.search(path):
-        raise BadInput(f"file path {shown} contains control characters")
+        raise BadInput(f"{what} {shown} contains control characters")
     if "\\" in path:
-        raise BadInput(f"file path {shown} contains a backslash; use '/'")
+        raise BadInput(f"{what} {shown} contains a backslash; use '/'")
     if path.startswith("/") or _DRIVE.match(path):
-        raise BadInput(f"file path {shown} must be relative")
+        raise BadInput(f"{what} {shown} must be relative")
     for segment in path.split("/"):
         if segment.strip() in ("", ".", ".."):
-            raise BadInput(f"file path {shown} has an empty, blank, '.' or '..' component")
+            raise BadInput(f"{what} {shown} has an empty, blank, '.' or '..' component")
         if len(segment) > MAX_SEGMENT:
-            raise BadInput(f"file path {shown} has a component longer than {MAX_SEGMENT}")
+            raise BadInput(f"{what} {shown} has a component longer than {MAX_SEGMENT}")
     return path
 
 
-def check_unique_paths(paths: list[str]) -> None:
-    """No two files may land on the same path, Unicode normalisation included."""
+def check_layout(files: Sequence[str], folders: Sequence[str] = ()) -> None:
+    """Paths that can all exist at once: none twice, Unicode normalisation included, and
+    none inside a file (``a`` and ``a/b`` cannot both be written)."""
     seen: set[str] = set()
-    for path in paths:
+    for path in [*files, *folders]:
         key = unicodedata.normalize("NFC", path)
         if key in seen:
-            raise BadInput(f"file path {path[:80]!r} appears more than once")
+            raise BadInput(f"path {path[:80]!r} appears more than once")
         seen.add(key)
+    file_keys = {unicodedata.normalize("NFC", path) for path in files}
+    for path in [*files, *folders]:
+        parts = unicodedata.normalize("NFC", path).split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            if above in file_keys:
+                raise BadInput(f"{path[:80]!r} is inside {above[:80]!r}, which is a file")
 
 
-MAX_FOLDERS = 10_000
+MAX_FOLDERS = 1_000
 
 
 def check_folders(folders: Sequence[str], file_paths: Sequence[str]) -> list[str]:
-    """Empty folders to carry besides the files: relative paths like a file's, each once,
-    none where a file is."""
+    """Empty folders to carry besides the files: relative paths like a file's, at most
+    :data:`MAX_FOLDERS`, that can exist beside the files."""
     if len(folders) > MAX_FOLDERS:
         raise BadInput(f"more than {MAX_FOLDERS} folders")
     for folder in folders:
-        check_path(folder)
-    check_unique_paths(list(folders))
-    files = {unicodedata.normalize("NFC", path) for path in file_paths}
-    for folder in folders:
-        if unicodedata.normalize("NFC", folder) in files:
-            raise BadInput(f"{folder[:80]!r} is given as both a file and a folder")
+        check_path(folder, "folder path")
+    check_layout(file_paths, folders)
     return list(folders)
 
 
