@@ -174,6 +174,28 @@ def test_a_folder_linked_into_a_release_is_released_with_what_it_holds(people):
     assert fetched == ["data/week1/table.csv", f"{ps}.ipynb"]
 
 
+def test_fetch_replace_brings_back_missing_empty_folders(people):
+    """As nbgrader's copy_if_missing: --replace makes a missing folder again, empty ones
+    included, and leaves what is there alone."""
+    teacher, person, _ps = people
+    ps = f"ps{next(ASSIGNMENTS)}"
+    write(teacher.home, f"release/{ps}/{ps}.ipynb", NOTEBOOK)
+    os.makedirs(os.path.join(teacher.home, "release", ps, "output", "plots"))
+    teacher.ok("release_assignment", ps)
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    mine = os.path.join(alice.home, ps)
+    assert os.path.isdir(os.path.join(mine, "output", "plots"))
+    os.rmdir(os.path.join(mine, "output", "plots"))
+    os.rmdir(os.path.join(mine, "output"))
+    write(mine, f"{ps}.ipynb", "my work")
+    out = alice.ok("fetch_assignment", ps, "--replace")
+    assert "Creating missing directory" in out
+    assert os.path.isdir(os.path.join(mine, "output", "plots"))
+    with open(os.path.join(mine, f"{ps}.ipynb")) as fh:
+        assert fh.read() == "my work"
+
+
 def test_too_large_file_fails_with_the_limit(people):
     _teacher, person, ps = people
     alice = person("alice")

@@ -70,6 +70,14 @@ def test_only_folders_nothing_else_is_in_are_sent_and_made_inside_the_destinatio
     assert not (tmp_path / "outside").exists()
 
 
+def test_ignored_folders_are_not_made_but_those_above_them_are():
+    exchange = ExchangeFetchAssignment(
+        coursedir=CourseDirectory(ignore=["__pycache__", ".ipynb*"])
+    )
+    carried = ["out/__pycache__", "__pycache__", "data/raw", "a/.ipynb_checkpoints/b"]
+    assert exchange.kept_folders(carried) == ["out", "data/raw", "a"]
+
+
 def test_configure_sets_every_factory_trait():
     from traitlets.config import Config
 

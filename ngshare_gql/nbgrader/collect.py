@@ -141,15 +141,6 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             kept.append(f)
         return kept
 
-    def selected_folders(self, folders: list[str]) -> list[str]:
-        """CourseDirectory.ignore on the empty folders, as on the files' folders."""
-        exclude = self.coursedir.ignore or ()
-        return [
-            path
-            for path in folders
-            if not any(fnmatch.fnmatch(part, glob) for part in path.split("/") for glob in exclude)
-        ]
-
     def copy_submissions(self, pending: list[tuple[dict, str, bool]]) -> None:
         """Download the chosen submissions (each with its destination, and whether it
         replaces what is there) all in one go, a few files at a time whoever's they are,
@@ -174,7 +165,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                     break
                 os.makedirs(tmp)
                 staged.append((tmp, dest_path, replace, downloads))
-                self.make_folders(tmp, self.selected_folders(submission["folders"]))
+                self.make_folders(tmp, self.kept_folders(submission["folders"]))
             try:
                 self.download([d for *_, downloads in staged for d in downloads])
             finally:

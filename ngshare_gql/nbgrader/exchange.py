@@ -8,6 +8,7 @@ files) and replaces the shared directory with GraphQL calls through
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import time
@@ -247,8 +248,13 @@ class Exchange(ABCExchange):
             downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
         return downloads
 
+    def kept_folders(self, folders: list[str]) -> list[str]:
+        """CourseDirectory.ignore on the empty folders a release or submission carries,
+        as shutil.copytree applies it: an ignored folder is not made, those above it are."""
+        return [kept for kept in (unignored(p, self.coursedir.ignore) for p in folders) if kept]
+
     def make_folders(self, dest: str, folders: list[str]) -> None:
-        """The empty folders a release or submission carries, under ``dest``."""
+        """``folders`` under ``dest``; refuses a path outside it."""
         for folder in folders:
             target = safe_join(dest, folder)
             if target is None:
@@ -266,6 +272,16 @@ class Exchange(ABCExchange):
     def download_all(self, files: list[dict], dest: str) -> None:
         """Download ``files`` (File dicts) under ``dest``, once every path is checked."""
         self.download(self.downloads_into(files, dest))
+
+
+def unignored(path: str, patterns: list[str]) -> str:
+    """``path`` up to its first component that one of ``patterns`` matches."""
+    kept = []
+    for part in path.split("/"):
+        if any(fnmatch.fnmatch(part, pattern) for pattern in patterns or ()):
+            break
+        kept.append(part)
+    return "/".join(kept)
 
 
 def empty_folders(folders: list[str], files: list[str]) -> list[str]:

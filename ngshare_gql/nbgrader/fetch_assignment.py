@@ -41,7 +41,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
         fetched = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]
         files = [f for f in fetched["files"] if not self.ignored(f["path"])]
-        folders = [path for path in fetched["folders"] if not self.ignored(path)]
+        folders = self.kept_folders(fetched["folders"])
         self.log.info(f"Source: {self.src_path}")
         self.log.info(f"Destination: {self.dest_path}")
         if os.path.isdir(self.dest_path):
