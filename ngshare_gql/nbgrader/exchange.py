@@ -12,7 +12,7 @@ import fnmatch
 import glob
 import os
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from jupyter_core.paths import jupyter_data_dir
 from nbgrader.exchange.abc import Exchange as ABCExchange
@@ -139,7 +139,7 @@ class Exchange(ABCExchange):
             return os.path.join(course_id, assignment_id)
         return assignment_id
 
-    def assignment_not_found(self, src_path: str, candidates: str) -> None:
+    def assignment_not_found(self, src_path: str, candidates: str) -> NoReturn:
         """nbgrader's "Assignment not found at", with its guess among the folders that
         ``candidates`` (a glob) finds: "Did you mean: …"."""
         msg = f"Assignment not found at: {src_path}"
