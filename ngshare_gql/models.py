@@ -151,6 +151,9 @@ class File(db.Model):
             " + (CASE WHEN feedback_id IS NULL THEN 0 ELSE 1 END) = 1",
             name="one_owner",
         ),
+        # A download URL names a file by id: SQLite must never hand a deleted file's id
+        # to a new one (PostgreSQL's sequences never do).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

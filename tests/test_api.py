@@ -94,6 +94,18 @@ def test_a_missing_assignment_is_named_to_instructors_and_hidden_from_students(a
         )
 
 
+def test_a_download_url_never_serves_another_file_later(as_user, course):
+    """Replacing a release deletes its file rows; the new ones never take their ids, so
+    an old URL finds nothing rather than another file."""
+    ins = as_user("ins")
+    (old,) = release(ins, "c1", "ps1", {"a.txt": b"one"})["files"]
+    (new,) = release(ins, "c1", "ps1", {"b.txt": b"two"}, force=True)["files"]
+    assert new["url"] != old["url"]
+    assert ins.client.get(old["url"], headers=ins.headers).status_code == 404
+    got = ins.client.get(new["url"], headers=ins.headers)
+    assert got.status_code == 200 and got.data == b"two"
+
+
 def test_submission_filters_and_collect(as_user, course):
     ins = as_user("ins")
     release(ins, "c1", "ps1", {"a.ipynb": NB}, due="2000-01-01T00:00:00Z")

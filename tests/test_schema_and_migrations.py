@@ -38,6 +38,16 @@ def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path):
         )
     engine.dispose()
     assert diff == [], f"models and migrations differ; add a revision: {diff}"
+    if url.startswith("sqlite:///"):  # what the comparison above does not look at
+        with sqlite3.connect(url[len("sqlite:///") :]) as connection:
+            (sql,) = connection.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'file'"
+            ).fetchone()
+            indexes = connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'file'"
+            ).fetchall()
+        assert "AUTOINCREMENT" in sql and "CONSTRAINT ck_file_one_owner CHECK" in sql, sql
+        assert len(indexes) == 4, indexes
     # And back down to nothing, so every revision is reversible.
     flask_cli(env, "db", "downgrade", "base")
     if url.startswith("sqlite:///"):
@@ -47,7 +57,7 @@ def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path):
                 "SELECT name FROM sqlite_master WHERE type='table'"
             )
         }
-        assert tables <= {"alembic_version"}
+        assert tables <= {"alembic_version", "sqlite_sequence"}  # the latter is SQLite's own
 
 
 def test_downgrading_below_0002_keeps_what_0001_would_have(tmp_path):
