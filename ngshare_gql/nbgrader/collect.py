@@ -122,14 +122,14 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
     def selected(self, files: list[dict]) -> list[dict]:
         """CourseDirectory.ignore, include and max_file_size, as the default exchange
         applies them when copying out of its inbound directory."""
-        exclude, include = self.coursedir.ignore, self.coursedir.include
+        include = self.coursedir.include
         limit = self.coursedir.max_file_size
         kept = []
         for f in files:
-            parts = f["path"].split("/")
-            if any(fnmatch.fnmatch(p, glob) for p in parts for glob in exclude or ()):
+            if self.ignored(f["path"]):
                 continue
-            if include and not any(fnmatch.fnmatch(parts[-1], glob) for glob in include):
+            name = f["path"].rsplit("/", 1)[-1]
+            if include and not any(fnmatch.fnmatch(name, glob) for glob in include):
                 continue
             if limit and int(f["size"]) > 1000 * limit:
                 self.log.warning(

@@ -248,6 +248,10 @@ class Exchange(ABCExchange):
             downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
         return downloads
 
+    def ignored(self, path: str) -> bool:
+        """CourseDirectory.ignore on any component, as shutil.ignore_patterns does."""
+        return unignored(path, self.coursedir.ignore) != path
+
     def kept_folders(self, folders: list[str]) -> list[str]:
         """CourseDirectory.ignore on the empty folders a release or submission carries,
         as shutil.copytree applies it: an ignored folder is not made, those above it are."""

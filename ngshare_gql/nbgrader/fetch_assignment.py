@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import shutil
 import uuid
@@ -28,14 +27,6 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         self.dest_path = os.path.abspath(os.path.join(self.assignment_dir, root))
         if os.path.isdir(self.dest_path) and not self.replace_missing_files:
             self.fail(f"You already have a copy of the assignment in this directory: {root}")
-
-    def ignored(self, path: str) -> bool:
-        """CourseDirectory.ignore on any component, as shutil.ignore_patterns does."""
-        return any(
-            fnmatch.fnmatch(part, pattern)
-            for part in path.split("/")
-            for pattern in self.coursedir.ignore
-        )
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
