@@ -173,17 +173,24 @@ def file_inputs(files: dict[str, bytes], send: bool = True) -> tuple[list[dict],
 
 
 RELEASE = """
-mutation($c: String!, $n: String!, $files: [FileInput!]!, $force: Boolean!, $due: DateTime) {
-  releaseAssignment(courseId: $c, name: $n, files: $files, force: $force, dueAt: $due) {
-    name released files { path size sha256 url }
+mutation($c: String!, $n: String!, $files: [FileInput!]!, $force: Boolean!, $due: DateTime,
+         $folders: [String!]) {
+  releaseAssignment(courseId: $c, name: $n, files: $files, force: $force, dueAt: $due,
+                    folders: $folders) {
+    name released files { path size sha256 url } folders
   }
 }"""
 
 SUBMIT = """
-mutation($c: String!, $a: String!, $files: [FileInput!]!, $ts: String) {
-  submitAssignment(courseId: $c, assignment: $a, files: $files, timestamp: $ts) {
-    id student timestamp late files { path sha256 url }
+mutation($c: String!, $a: String!, $files: [FileInput!]!, $ts: String, $folders: [String!]) {
+  submitAssignment(courseId: $c, assignment: $a, files: $files, timestamp: $ts,
+                   folders: $folders) {
+    id student timestamp late files { path sha256 url } folders
   }
+}"""
+
+RELEASE_FEEDBACK = """mutation($c: String!, $a: String!, $f: [FeedbackInput!]!) {
+  releaseFeedback(courseId: $c, assignment: $a, feedback: $f) { student timestamp }
 }"""
 
 
@@ -201,17 +208,44 @@ def course(as_user):
     return "c1"
 
 
-def release(gql: GQL, course_id: str, name: str, files: dict[str, bytes], force=False, due=None):
+def release(
+    gql: GQL,
+    course_id: str,
+    name: str,
+    files: dict[str, bytes],
+    force=False,
+    due=None,
+    folders=None,
+):
     inputs, uploads = file_inputs(files)
-    return gql(
-        RELEASE,
-        {"c": course_id, "n": name, "files": inputs, "force": force, "due": due},
-        uploads,
-    )["releaseAssignment"]
+    variables = {
+        "c": course_id, "n": name, "files": inputs, "force": force, "due": due,
+        "folders": folders,
+    }  # fmt: skip
+    return gql(RELEASE, variables, uploads)["releaseAssignment"]
 
 
-def submit(gql: GQL, course_id: str, name: str, files: dict[str, bytes], ts=None, send=True):
+def submit(
+    gql: GQL,
+    course_id: str,
+    name: str,
+    files: dict[str, bytes],
+    ts=None,
+    send=True,
+    folders=None,
+):
     inputs, uploads = file_inputs(files, send)
-    return gql(SUBMIT, {"c": course_id, "a": name, "files": inputs, "ts": ts}, uploads)[
-        "submitAssignment"
+    variables = {"c": course_id, "a": name, "files": inputs, "ts": ts, "folders": folders}
+    return gql(SUBMIT, variables, uploads)["submitAssignment"]
+
+
+def release_feedback(
+    gql: GQL, course_id: str, assignment: str, student: str, timestamp: str, html: bytes
+) -> list[dict]:
+    """Feedback ``html`` on notebook ``a`` of ``student``'s submission at ``timestamp``."""
+    inputs, uploads = file_inputs({"a.html": html})
+    spec = {"student": student, "notebook": "a", "timestamp": timestamp, "files": inputs}
+    variables = {"c": course_id, "a": assignment, "f": [spec]}
+    return gql(RELEASE_FEEDBACK, variables, {"f.0.files.0.content": uploads["files.0.content"]})[
+        "releaseFeedback"
     ]

@@ -3,35 +3,26 @@ exchange copies them; they are checked like file paths."""
 
 import pytest
 
-from tests.conftest import file_inputs
+from tests.conftest import RELEASE, SUBMIT, file_inputs, release, submit
 
-RELEASE = """mutation($n: String!, $files: [FileInput!]!, $folders: [String!], $force: Boolean!) {
-  releaseAssignment(courseId: "c1", name: $n, files: $files, folders: $folders, force: $force) {
-    folders } }"""
-SUBMIT = """mutation($files: [FileInput!]!, $folders: [String!]) {
-  submitAssignment(courseId: "c1", assignment: "ps1", files: $files, folders: $folders) {
-    folders } }"""
 FETCH = 'mutation { fetchAssignment(courseId: "c1", name: "ps1") { folders } }'
 COLLECT = 'mutation { collectSubmissions(courseId: "c1", assignment: "ps1") { folders } }'
-
-
-def release(ins, folders, name="ps1", force=False, files=None):
-    inputs, uploads = file_inputs(files or {"a.ipynb": b"{}"})
-    variables = {"n": name, "files": inputs, "folders": folders, "force": force}
-    return ins(RELEASE, variables, uploads)["releaseAssignment"]["folders"]
+NOTEBOOK = {"a.ipynb": b"{}"}
 
 
 def test_folders_travel_with_a_release_and_a_submission(as_user, course):
     ins, s1 = as_user("ins"), as_user("s1")
-    assert release(ins, ["output", "data/raw"]) == ["output", "data/raw"]
+    released = release(ins, "c1", "ps1", NOTEBOOK, folders=["output", "data/raw"])
+    assert released["folders"] == ["output", "data/raw"]
     assert s1(FETCH)["fetchAssignment"]["folders"] == ["output", "data/raw"]
-    inputs, uploads = file_inputs({"a.ipynb": b"mine"})
-    submitted = s1(SUBMIT, {"files": inputs, "folders": ["scratch"]}, uploads)
-    assert submitted["submitAssignment"]["folders"] == ["scratch"]
+    submitted = submit(s1, "c1", "ps1", {"a.ipynb": b"mine"}, folders=["scratch"])
+    assert submitted["folders"] == ["scratch"]
     assert ins(COLLECT)["collectSubmissions"] == [{"folders": ["scratch"]}]
     # Replacing the release replaces its folders; left out, there are none.
-    assert release(ins, ["results"], force=True) == ["results"]
-    assert release(ins, None, force=True) == []
+    assert release(ins, "c1", "ps1", NOTEBOOK, force=True, folders=["results"])["folders"] == [
+        "results"
+    ]
+    assert release(ins, "c1", "ps1", NOTEBOOK, force=True)["folders"] == []
     withdrawn = ins(
         'mutation { unreleaseAssignment(courseId: "c1", name: "ps1") { folders } }'
     )
@@ -67,22 +58,19 @@ def test_folders_travel_with_a_release_and_a_submission(as_user, course):
     ],
 )
 def test_bad_folders_are_refused_and_change_nothing(as_user, course, folders):
-    ins = as_user("ins")
-    release(ins, ["kept"])
-    assert ins.error(
-        RELEASE,
-        {"n": "ps1", "files": file_inputs({"a.ipynb": b"{}"}, send=False)[0], "folders": folders,
-         "force": True},
-    ) == "BAD_USER_INPUT"
-    assert as_user("s1")(FETCH)["fetchAssignment"]["folders"] == ["kept"]
+    ins, s1 = as_user("ins"), as_user("s1")
+    release(ins, "c1", "ps1", NOTEBOOK, folders=["kept"])
+    inputs, _ = file_inputs(NOTEBOOK, send=False)
+    again = {"c": "c1", "n": "ps1", "files": inputs, "force": True, "due": None}
+    assert ins.error(RELEASE, {**again, "folders": folders}) == "BAD_USER_INPUT"
+    assert s1(FETCH)["fetchAssignment"]["folders"] == ["kept"]
     inputs, uploads = file_inputs({"a.ipynb": b"mine"})
-    assert as_user("s1").error(SUBMIT, {"files": inputs, "folders": folders}, uploads) == (
-        "BAD_USER_INPUT"
-    )
+    handing_in = {"c": "c1", "a": "ps1", "files": inputs, "ts": None, "folders": folders}
+    assert s1.error(SUBMIT, handing_in, uploads) == "BAD_USER_INPUT"
 
 
 def test_files_inside_a_file_are_refused(as_user, course):
     """File "a" and file "a/b" cannot both be written anywhere they are fetched to."""
     inputs, uploads = file_inputs({"a": b"1", "a/b": b"2"})
-    variables = {"n": "ps1", "files": inputs, "folders": None, "force": False}
+    variables = {"c": "c1", "n": "ps1", "files": inputs, "force": False, "due": None}
     assert as_user("ins").error(RELEASE, variables, uploads) == "BAD_USER_INPUT"

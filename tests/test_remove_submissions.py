@@ -1,12 +1,10 @@
 """removeSubmissions: what `nbgrader list --inbound --remove` needs from the service."""
 
-from tests.conftest import file_inputs, release, sha, submit
+from tests.conftest import RELEASE_FEEDBACK, release, release_feedback, sha, submit
 
 REMOVE = """mutation($c: String!, $a: String!, $s: String, $t: String) {
   removeSubmissions(courseId: $c, assignment: $a, student: $s, timestamp: $t) }"""
 SUBS = '{ course(id: "c1") { assignment(name: "ps1") { submissions { student timestamp } } } }'
-FEEDBACK = """mutation($f: [FeedbackInput!]!) {
-  releaseFeedback(courseId: "c1", assignment: "ps1", feedback: $f) { student timestamp } }"""
 FETCH = """mutation { fetchFeedback(courseId: "c1", assignment: "ps1") {
   timestamp files { sha256 url } } }"""
 
@@ -37,14 +35,6 @@ def test_students_and_outsiders_cannot_remove(as_user, course):
     assert len(ins(SUBS)["course"]["assignment"]["submissions"]) == 1
 
 
-def release_feedback(ins, timestamp: str, html: bytes) -> list[dict]:
-    inputs, uploads = file_inputs({"a.html": html})
-    spec = {"student": "s1", "notebook": "a", "timestamp": timestamp, "files": inputs}
-    return ins(FEEDBACK, {"f": [spec]}, {"f.0.files.0.content": uploads["files.0.content"]})[
-        "releaseFeedback"
-    ]
-
-
 def test_removing_keeps_feedback_and_what_it_is_for(as_user, course):
     """As with nbgrader's exchange, whose feedback does not live in the inbound: feedback
     the student has not fetched yet survives the clean-up, and more can be released to
@@ -54,7 +44,7 @@ def test_removing_keeps_feedback_and_what_it_is_for(as_user, course):
     release(ins, "c1", "ps1", {"a.ipynb": b"{}"})
     handed_in = submit(s1, "c1", "ps1", {"a.ipynb": b"mine"}, ts="t1")
     (submitted_url,) = [f["url"] for f in handed_in["files"]]
-    release_feedback(ins, "t1", b"<p>pending</p>")
+    release_feedback(ins, "c1", "ps1", "s1", "t1", b"<p>pending</p>")
 
     assert ins(REMOVE, {"c": "c1", "a": "ps1"})["removeSubmissions"] == 1
     for who in (ins, s1):
@@ -65,7 +55,8 @@ def test_removing_keeps_feedback_and_what_it_is_for(as_user, course):
     got = s1.client.get(pending["files"][0]["url"], headers=s1.headers)
     assert got.status_code == 200 and got.data == b"<p>pending</p>"
 
-    assert release_feedback(ins, "t1", b"<p>revised</p>") == [{"student": "s1", "timestamp": "t1"}]
+    released = release_feedback(ins, "c1", "ps1", "s1", "t1", b"<p>revised</p>")
+    assert released == [{"student": "s1", "timestamp": "t1"}]
     (revised,) = s1(FETCH)["fetchFeedback"]
     assert [f["sha256"] for f in revised["files"]] == [sha(b"<p>revised</p>")]
     # Withdrawn as well: the student still sees the assignment they submitted to, and
@@ -94,5 +85,5 @@ def test_removing_keeps_feedback_and_what_it_is_for(as_user, course):
     submit(s1, "c1", "ps1", {"a.ipynb": b"again"}, ts="t2")
     left = ins(SUBS)["course"]["assignment"]["submissions"]
     assert [(s["student"], s["timestamp"]) for s in left] == [("s1", "t2")]
-    assert ins.error(FEEDBACK, {"f": [{"student": "s1", "notebook": "a", "timestamp": "t9",
-                                      "files": []}]}) == "NOT_FOUND"
+    never = {"student": "s1", "notebook": "a", "timestamp": "t9", "files": []}
+    assert ins.error(RELEASE_FEEDBACK, {"c": "c1", "a": "ps1", "f": [never]}) == "NOT_FOUND"

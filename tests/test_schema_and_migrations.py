@@ -15,7 +15,7 @@ from ngshare_gql import create_app
 from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.graphql.schema import schema
-from tests.conftest import GQL, file_inputs, release, submit
+from tests.conftest import GQL, release, release_feedback, submit
 from tests.servers import REPO, flask_cli, service_env
 
 
@@ -80,13 +80,9 @@ def test_downgrading_below_0002_keeps_what_0001_would_have(tmp_path):
         admin(f'mutation {{ addMembers(courseId: "c1", role: {role}, members: [{members}])'
               " { user } }")
     release(ins, "c1", "ps1", {"a.ipynb": b"{}"})
-    feedback = """mutation($f: [FeedbackInput!]!) {
-      releaseFeedback(courseId: "c1", assignment: "ps1", feedback: $f) { student } }"""
     for student in ("s1", "s2"):
         submit(GQL(client, student), "c1", "ps1", {"a.ipynb": student.encode()}, ts="t1")
-        inputs, uploads = file_inputs({"a.html": f"<p>{student}</p>".encode()})
-        spec = {"student": student, "notebook": "a", "timestamp": "t1", "files": inputs}
-        ins(feedback, {"f": [spec]}, {"f.0.files.0.content": uploads["files.0.content"]})
+        release_feedback(ins, "c1", "ps1", student, "t1", f"<p>{student}</p>".encode())
     ins('mutation { removeSubmissions(courseId: "c1", assignment: "ps1", student: "s2") }')
     with app.app_context():
         db.engine.dispose()
