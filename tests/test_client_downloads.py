@@ -24,7 +24,7 @@ from nbgrader.exchange.abc import ExchangeError
 from traitlets import TraitError
 
 from ngshare_gql.client import Client, ClientError, Download
-from ngshare_gql.nbgrader import ExchangeCollect
+from ngshare_gql.nbgrader import ExchangeCollect, ExchangeFetchAssignment
 from tests.pki import Pki, make_pki
 from tests.servers import free_port, serving
 
@@ -284,6 +284,30 @@ def test_the_plugin_refuses_a_path_outside_its_folder_before_downloading_any(
         collect.download_all(files, str(tmp_path / "inside"))
     assert server.requested == []
     assert not (tmp_path / "escaped.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "folders"),
+    [
+        ([{"path": "../escaped.ipynb", "url": "files/f1", "sha256": "0" * 64, "size": 1}], []),
+        ([], ["../escaped"]),
+    ],
+)
+def test_fetch_replace_refuses_a_path_outside_the_folder_before_touching_anything(
+    server, tmp_path, monkeypatch, files, folders
+):
+    """--replace fails on a path a fresh fetch fails on, before it makes or asks for
+    anything (it used to skip that path silently)."""
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    fine = {"path": "new/a.ipynb", "url": "files/f0", "sha256": "0" * 64, "size": 1}
+    fetch = ExchangeFetchAssignment(coursedir=CourseDirectory(), url=server.url)
+    fetch.dest_path = str(inside)
+    with pytest.raises(ExchangeError, match="refusing to write outside"):
+        fetch.replace_missing([fine, *files], ["made", *folders])
+    assert server.requested == []
+    assert sorted(os.listdir(tmp_path)) == ["inside"] and os.listdir(inside) == []
 
 
 @pytest.mark.parametrize("workers", [1, 3])

@@ -196,6 +196,53 @@ def test_fetch_replace_brings_back_missing_empty_folders(people):
         assert fh.read() == "my work"
 
 
+@pytest.mark.parametrize(
+    "selection",
+    [
+        '--CourseDirectory.include=["*.ipynb", "*.txt"]',
+        "--CourseDirectory.max_file_size=2",
+        '--CourseDirectory.ignore=["*.py"]',
+    ],
+)
+def test_collect_makes_the_folders_of_files_it_leaves_out(people, selection):
+    """As copytree in nbgrader's collect: a folder is made even when include,
+    max_file_size or ignore drop every file in it; an ignored folder is not."""
+    teacher, person, ps = people
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    write(alice.home, f"{ps}/code/deep/helper.py", "x" * 3000)
+    write(alice.home, f"{ps}/notes.txt", "kept")
+    alice.ok("submit", ps)
+    teacher.ok("collect", ps, selection)
+    submitted = os.path.join(teacher.home, "submitted", "alice", ps)
+    assert os.path.isdir(os.path.join(submitted, "code", "deep"))
+    assert not os.path.exists(os.path.join(submitted, "code", "deep", "helper.py"))
+    with open(os.path.join(submitted, "notes.txt")) as fh:
+        assert fh.read() == "kept"
+
+
+def test_fetch_makes_the_folders_of_files_it_ignores(people):
+    """As copytree in nbgrader's fetch: a released file the student's
+    CourseDirectory.ignore leaves out still has its folder made."""
+    teacher, person, _ps = people
+    ps = f"ps{next(ASSIGNMENTS)}"
+    write(teacher.home, f"release/{ps}/{ps}.ipynb", NOTEBOOK)
+    write(teacher.home, f"release/{ps}/lib/__pycache__/mod.pyc", "bytecode")
+    write(teacher.home, f"release/{ps}/cache/mod.pyc", "bytecode")
+    teacher.ok("release_assignment", ps, "--CourseDirectory.ignore=[]")
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)  # the default ignore: *.pyc, __pycache__, ...
+    mine = os.path.join(alice.home, ps)
+    assert os.path.isdir(os.path.join(mine, "cache")) and os.path.isdir(os.path.join(mine, "lib"))
+    assert os.listdir(os.path.join(mine, "cache")) == []
+    assert os.listdir(os.path.join(mine, "lib")) == []
+    # --replace makes them again, as nbgrader's copy_if_missing does.
+    os.rmdir(os.path.join(mine, "cache"))
+    out = alice.ok("fetch_assignment", ps, "--replace")
+    assert "Creating missing directory" in out
+    assert os.path.isdir(os.path.join(mine, "cache"))
+
+
 def test_too_large_file_fails_with_the_limit(people):
     _teacher, person, ps = people
     alice = person("alice")

@@ -75,7 +75,13 @@ def test_ignored_folders_are_not_made_but_those_above_them_are():
         coursedir=CourseDirectory(ignore=["__pycache__", ".ipynb*"])
     )
     carried = ["out/__pycache__", "__pycache__", "data/raw", "a/.ipynb_checkpoints/b"]
-    assert exchange.kept_folders(carried) == ["out", "data/raw", "a"]
+    assert exchange.folders_to_make([], carried) == ["out", "data/raw", "a"]
+
+
+def test_every_files_folder_is_made_whether_or_not_the_file_is_copied():
+    exchange = ExchangeFetchAssignment(coursedir=CourseDirectory(ignore=["__pycache__"]))
+    files = [{"path": p} for p in ("top.ipynb", "lib/__pycache__/m.pyc", "a/b/c.csv", "a/d.csv")]
+    assert exchange.folders_to_make(files, ["out", "a"]) == ["out", "a", "lib", "a/b"]
 
 
 def test_configure_sets_every_factory_trait():

@@ -165,7 +165,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                     break
                 os.makedirs(tmp)
                 staged.append((tmp, dest_path, replace, downloads))
-                self.make_folders(tmp, self.kept_folders(submission["folders"]))
+                self.make_folders(tmp, self.folders_to_make(files, submission["folders"]))
             try:
                 self.download([d for *_, downloads in staged for d in downloads])
             finally:

@@ -252,10 +252,15 @@ class Exchange(ABCExchange):
         """CourseDirectory.ignore on any component, as shutil.ignore_patterns does."""
         return unignored(path, self.coursedir.ignore) != path
 
-    def kept_folders(self, folders: list[str]) -> list[str]:
-        """CourseDirectory.ignore on the empty folders a release or submission carries,
-        as shutil.copytree applies it: an ignored folder is not made, those above it are."""
-        return [kept for kept in (unignored(p, self.coursedir.ignore) for p in folders) if kept]
+    def folders_to_make(self, files: list[dict], folders: list[str]) -> list[str]:
+        """The folders shutil.copytree would make for a release or submission: the empty
+        ones it carries and every file's folder, even when selection then drops the
+        file (copytree makes a folder before it filters what goes in). Under
+        CourseDirectory.ignore an ignored folder is not made; those above it are."""
+        parents = [f["path"].rpartition("/")[0] for f in files]
+        wanted = folders + [parent for parent in parents if parent]
+        kept = (unignored(path, self.coursedir.ignore) for path in wanted)
+        return list(dict.fromkeys(path for path in kept if path))
 
     def make_folders(self, dest: str, folders: list[str]) -> None:
         """``folders`` under ``dest``; refuses a path outside it."""

@@ -32,7 +32,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
         fetched = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]
         files = [f for f in fetched["files"] if not self.ignored(f["path"])]
-        folders = self.kept_folders(fetched["folders"])
+        folders = self.folders_to_make(fetched["files"], fetched["folders"])
         self.log.info(f"Source: {self.src_path}")
         self.log.info(f"Destination: {self.dest_path}")
         if os.path.isdir(self.dest_path):
@@ -53,25 +53,31 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
 
     def replace_missing(self, files: list[dict], folders: list[str]) -> None:
         """--replace: create the folders and download the files missing locally, never
-        overwrite."""
+        overwrite. Every path is checked first, as a fresh fetch checks them: one that
+        would land outside the assignment's folder fails the fetch before anything is
+        made."""
+        downloads = self.downloads_into(files, self.dest_path)
+        for folder in folders:
+            if safe_join(self.dest_path, folder) is None:
+                self.fail(f"refusing to write outside {self.dest_path}: {folder!r}")
         missing = []
-        for f in files:
+        for f, download in zip(files, downloads, strict=True):
             self.create_missing_parents(f["path"])
-            target = safe_join(self.dest_path, f["path"])
-            if target and not os.path.exists(target):
+            if not os.path.exists(download.dest):
                 self.log.warning(
-                    "Replacing missing file '%s'", os.path.relpath(target, os.getcwd())
+                    "Replacing missing file '%s'", os.path.relpath(download.dest, os.getcwd())
                 )
-                missing.append(f)
+                missing.append(download)
         for folder in folders:
             self.create_missing_parents(folder + "/")
-        self.download_all(missing, self.dest_path)
+        self.download(missing)
 
     def create_missing_parents(self, path: str) -> None:
+        """The folders above ``path`` (checked to lie inside the destination)."""
         parts = path.split("/")
         for depth in range(1, len(parts)):
-            directory = safe_join(self.dest_path, "/".join(parts[:depth]))
-            if directory and not os.path.exists(directory):
+            directory = os.path.join(self.dest_path, *parts[:depth])
+            if not os.path.exists(directory):
                 self.log.warning(
                     "Creating missing directory '%s'", os.path.relpath(directory, os.getcwd())
                 )
