@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import StringIO
 
+import pytest
 from jupyter_core.application import NoStart
 from nbgrader.apps import NbGraderApp
 from nbgrader.auth import Authenticator
@@ -62,12 +63,15 @@ class User:
     def flags(self) -> list[str]:
         return [f"--{key}={value}" for key, value in self.config.items()]
 
-    def run(self, *args: str, cwd: str | None = None) -> tuple[int, str]:
-        """``nbgrader <args>`` as this user; (exit code, log output)."""
+    def run(
+        self, *args: str, cwd: str | None = None, log: StringIO | None = None
+    ) -> tuple[int, str]:
+        """``nbgrader <args>`` as this user; (exit code, log output). The log also goes
+        to ``log`` when given, so it is kept when the app raises."""
         os.makedirs(self.env["JUPYTER_CONFIG_PATH"], exist_ok=True)
         with environment(cwd or self.home, self.env):
             app = NbGraderApp.instance()
-            buffer = StringIO()
+            buffer = StringIO() if log is None else log
             try:
                 app.initialize([*args, *self.flags()])
                 app.init_logging(logging.StreamHandler, [buffer], color=False, subapps=True)
@@ -90,6 +94,14 @@ class User:
         code, out = self.run(*args, cwd=cwd)
         assert code == 1, f"nbgrader {' '.join(args)} as {self.name} exited {code}:\n{out}"
         return out
+
+    def raises(self, error: type[BaseException], *args: str) -> str:
+        """``nbgrader <args>`` ending in ``error``, which the app lets through as
+        nbgrader's own exchange does (max_dir_size's RuntimeError); the log output."""
+        log = StringIO()
+        with pytest.raises(error):
+            self.run(*args, log=log)
+        return log.getvalue()
 
     def exchange_list(self, cwd: str | None = None, **traits: object) -> list[dict]:
         """What the Assignment List page shows: ``ExchangeList.start()``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -368,10 +369,13 @@ def test_a_failed_download_leaves_whole_submissions_or_none_and_keeps_the_old_on
     out = teacher.fails("collect", ps)
     assert "download of answer.txt failed: HTTP 500" in out
     assert not os.path.exists(os.path.join(submitted, "bob", ps))
-    for name in ("alice", "carol"):  # collected whole, or not at all
+    missed = re.search(r"Not collected, because of the error below: ([a-z, ]+);", out)
+    assert missed and "bob" in missed.group(1).split(", ")
+    for name in ("alice", "carol"):  # collected whole, or not at all, and named if not
         folder = os.path.join(submitted, name, ps)
         if os.path.exists(folder):
             assert sorted(os.listdir(folder)) == whole
+        assert os.path.exists(folder) != (name in missed.group(1).split(", "))
     assert leftovers() == []
 
     failing[:] = []
@@ -394,6 +398,29 @@ def test_a_failed_download_leaves_whole_submissions_or_none_and_keeps_the_old_on
     teacher.ok("collect", "--update", ps)
     with open(os.path.join(submitted, "alice", ps, "answer.txt")) as f:
         assert f.read() == "alice v2"
+
+
+def test_a_submission_over_max_dir_size_ends_collect_and_names_who_is_missing(people):
+    """As nbgrader's collect: a submission over CourseDirectory.max_dir_size raises its
+    RuntimeError and ends the collect, the ones before it collected whole; the students
+    not collected are named."""
+    teacher, person, ps = people
+    for name in ("alice", "bob", "carol"):
+        student = person(name)
+        student.ok("fetch_assignment", ps)
+        write(student.home, f"{ps}/answer.txt", "x" * (5000 if name == "bob" else 10))
+        student.ok("submit", ps)
+    out = teacher.raises(RuntimeError, "collect", ps, "--CourseDirectory.max_dir_size=3")
+    assert "Directory size is too big" in out
+    missed = re.search(r"Not collected, because of the error below: ([a-z, ]+);", out)
+    assert missed and "bob" in missed.group(1).split(", ")
+    submitted = os.path.join(teacher.home, "submitted")
+    for name in ("alice", "bob", "carol"):
+        folder = os.path.join(submitted, name, ps)
+        assert os.path.exists(folder) != (name in missed.group(1).split(", ")), name
+    assert [d for _, dirs, _ in os.walk(submitted) for d in dirs if ".collecting-" in d] == []
+    assert "Not collected" not in teacher.ok("collect", ps)  # the limit lifted: all of them
+    assert sorted(os.listdir(submitted)) == ["alice", "bob", "carol"]
 
 
 def test_stopped_service_exits_1_with_the_url(tmp_path, service):

@@ -149,8 +149,23 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
 
         As nbgrader's exchange does, a submission over ``max_dir_size`` ends the collect
         after the ones before it; a failed download, after those that arrived whole.  A
-        replaced submission is removed only once its successor is complete.
+        replaced submission is removed only once its successor is complete.  When the
+        collect ends early, the students whose submissions it did not place are named.
         """
+        placed: set[str] = set()
+        try:
+            self._copy_submissions(pending, placed)
+        except BaseException:
+            missed = [rec["student"] for rec, dest_path, _ in pending if dest_path not in placed]
+            if missed:
+                self.log.error(
+                    "Not collected, because of the error below: %s; "
+                    "run collect again once it is fixed",
+                    ", ".join(missed),
+                )
+            raise
+
+    def _copy_submissions(self, pending: list[tuple[dict, str, bool]], placed: set[str]) -> None:
         staged: list[tuple[str, str, bool, list[Download]]] = []
         stopped: Exception | None = None
         try:
@@ -176,6 +191,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                         if replace:
                             shutil.rmtree(dest_path)
                         os.rename(tmp, dest_path)
+                        placed.add(dest_path)
             if stopped is not None:
                 raise stopped
         finally:
