@@ -26,7 +26,18 @@ from ngshare_gql.storage.staging import (
 
 log = logging.getLogger("ngshare_gql")
 
-MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+def _migrations_dir() -> str:
+    """Alembic's scripts: their copy inside the package in an installed wheel (see
+    pyproject.toml), else ``migrations/`` beside the package (a checkout, an editable
+    install)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(package, "migrations")
+    beside = os.path.join(os.path.dirname(package), "migrations")
+    return packaged if os.path.isdir(packaged) else beside
+
+
+MIGRATIONS = _migrations_dir()
 
 
 @dataclass
