@@ -324,9 +324,17 @@ def jupyterhub_server(
     port, hub_port, proxy_api_port, service_port = (free_port() for _ in range(4))
     admin_token = os.urandom(16).hex()
     service_name = "ngshare-gql"
+    # The test's own service and role come first: the deploy config must keep them.
     config = f"""
 import sys
 c = get_config()
+c.JupyterHub.services = [{{"name": "pytest", "api_token": {admin_token!r}}}]
+c.JupyterHub.load_roles = [{{
+    "name": "pytest-admin",
+    "services": ["pytest"],
+    "scopes": ["admin:users", "admin:groups", "tokens", "admin:servers", "read:users",
+               "access:services"],
+}}]
 load_subconfig({os.path.join(REPO, "deploy", "jupyterhub_config.py")!r})
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}
@@ -345,22 +353,18 @@ c.Spawner.cmd = {spawner_cmd or [sys.executable, "-m", "jupyterhub.singleuser"]!
 c.Spawner.environment = {{"NGSHARE_URL": "http://127.0.0.1:{port}/services/{service_name}/"}}
 c.Spawner.start_timeout = 90
 c.Spawner.http_timeout = 90
-service = c.JupyterHub.services[0]
-service["url"] = "http://127.0.0.1:{service_port}"
-service["environment"].update({service_env!r})
-c.JupyterHub.services.append({{"name": "pytest", "api_token": {admin_token!r}}})
-c.JupyterHub.load_roles.append({{
-    "name": "pytest-admin",
-    "services": ["pytest"],
-    "scopes": ["admin:users", "admin:groups", "tokens", "admin:servers", "read:users",
-               "access:services"],
-}})
 """
     config_path = os.path.join(workdir, "jupyterhub_config.py")
     with open(config_path, "w") as f:
         f.write(config)
     log_path = os.path.join(workdir, "hub.log")
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    # The service's settings reach it as an operator's would: from the hub's environment.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NGSHARE_")},
+        **service_env,
+        "NGSHARE_PORT": str(service_port),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", config_path],

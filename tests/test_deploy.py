@@ -83,6 +83,71 @@ def test_manifests_agree_on_ports_probes_settings_and_secrets(manifests):
     assert job["envFrom"] == container["envFrom"]
 
 
+def load_hub_config(tmp_path, before: str = "") -> object:
+    """deploy/jupyterhub_config.py loaded as the README says, from a jupyterhub_config.py
+    that has ``before`` in it first; the resulting config."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        f"c = get_config()\n{before}\n"
+        f"load_subconfig({os.path.join(DEPLOY, 'jupyterhub_config.py')!r})\n"
+    )
+    return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
+
+
+def test_hub_config_adds_to_the_operators_settings_and_replaces_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("NGSHARE_S3_BUCKET", "course-files")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id")
+    monkeypatch.setenv("NGSHARE_METRICS_TOKEN", "scrape")
+    monkeypatch.setenv("UNRELATED_SECRET", "not for the service")
+    config = load_hub_config(
+        tmp_path,
+        """
+c.JupyterHub.services = [{"name": "idle-culler", "command": ["cull"]}]
+c.JupyterHub.load_roles = [{"name": "idle-culler", "services": ["idle-culler"], "scopes": []}]
+c.JupyterHub.extra_user_scopes = {"read:groups"}
+c.Spawner.server_token_scopes = ["users:activity!user", "read:users:name!user"]
+""",
+    )
+    hub = config.JupyterHub
+    assert [s["name"] for s in hub.services] == ["idle-culler", SERVICE]
+    assert [r["name"] for r in hub.load_roles] == ["idle-culler", f"{SERVICE}-service"]
+    assert hub.extra_user_scopes == {"read:groups", ACCESS}
+    assert config.Spawner.server_token_scopes == [
+        "users:activity!user", "read:users:name!user",
+        "users:activity!user", "access:servers!server", ACCESS,
+    ]
+    environment = hub.services[1]["environment"]
+    assert environment["NGSHARE_S3_BUCKET"] == "course-files"
+    assert environment["AWS_ACCESS_KEY_ID"] == "key-id"
+    assert environment["NGSHARE_METRICS_TOKEN"] == "scrape"
+    assert "UNRELATED_SECRET" not in environment and "PATH" not in environment
+
+
+def test_hub_config_alone(tmp_path):
+    config = load_hub_config(tmp_path)
+    # Unset, a notebook token has the "server" role's scopes: those, and the access scope.
+    assert config.Spawner.server_token_scopes.get_value([]) == [
+        "users:activity!user", "access:servers!server", ACCESS
+    ]
+    assert [s["name"] for s in config.JupyterHub.services.get_value([])] == [SERVICE]
+    assert config.JupyterHub.extra_user_scopes.get_value(set()) == {ACCESS}
+
+
+def test_hub_config_before_jupyterhub_6_gives_the_user_role_the_access(tmp_path, monkeypatch):
+    """extra_user_scopes came with JupyterHub 6; before it, the "user" role is defined."""
+    import jupyterhub
+
+    monkeypatch.setattr(jupyterhub, "version_info", (5, 4, 0))
+    config = load_hub_config(
+        tmp_path, 'c.JupyterHub.load_roles = [{"name": "culler", "scopes": []}]'
+    ).JupyterHub
+    assert [r["name"] for r in config.load_roles] == ["culler", "user", f"{SERVICE}-service"]
+    assert config.load_roles[1]["scopes"] == ["self", ACCESS]
+    assert "extra_user_scopes" not in config
+
+
 def test_dockerfile_copies_what_exists_and_runs_the_entrypoint():
     with open(os.path.join(DEPLOY, "Dockerfile")) as f:
         dockerfile = f.read()
