@@ -343,6 +343,7 @@ def test_errors_carry_codes_and_unexpected_ones_are_masked(
 def test_healthz_and_graphiql(app):
     client = app.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok", "database": "ok", "blobs": "ok"}
+    assert client.get("/livez").get_json() == {"status": "ok"}
     page = client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and b"graphiql" in page.data.lower()
 

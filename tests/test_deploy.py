@@ -65,8 +65,8 @@ def test_manifests_agree_on_ports_probes_settings_and_secrets(manifests):
     (container,) = pod["spec"]["containers"]
     assert container["ports"][0]["containerPort"] == 8080
     assert manifests["Service"]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == prefix + "healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == prefix + "healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == prefix + "livez"
     assert pod["metadata"]["annotations"]["prometheus.io/path"] == prefix + "metrics"
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/ngshare-gql"}
     assert config["NGSHARE_DATABASE_URL"].startswith("sqlite:////var/lib/ngshare-gql/")
@@ -79,8 +79,24 @@ def test_manifests_agree_on_ports_probes_settings_and_secrets(manifests):
     unknown = {name for name in named if f'"{name}"' not in sources and name not in sources}
     assert not unknown, f"settings nothing reads: {unknown}"
     job = manifests["Job"]["spec"]["template"]["spec"]["containers"][0]
-    assert job["command"][-2:] == ["db", "upgrade"]
+    assert job["command"][-1].endswith("exec flask --app ngshare_gql:create_app db upgrade")
     assert job["envFrom"] == container["envFrom"]
+
+
+@pytest.mark.parametrize("url", ["sqlite:////var/lib/ngshare-gql/ngshare.db", ""])
+def test_the_migration_job_refuses_a_database_of_its_own(manifests, url, tmp_path):
+    """The Job has no volume: on the ConfigMap's SQLite URL (or none) it would migrate a
+    file inside its own pod and succeed while the real database stays as it was."""
+    job = manifests["Job"]["spec"]["template"]["spec"]["containers"][0]
+    (tmp_path / "flask").write_text("#!/bin/sh\necho flask ran\n")
+    (tmp_path / "flask").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "NGSHARE_DATABASE_URL": url}
+    refused = subprocess.run(job["command"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "flask ran" not in refused.stdout
+    assert "this Job is for PostgreSQL" in refused.stderr
+    env["NGSHARE_DATABASE_URL"] = "postgresql://ngshare@postgres/ngshare"
+    ran = subprocess.run(job["command"], env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout == "flask ran\n"
 
 
 def load_hub_config(tmp_path, before: str = "") -> object:

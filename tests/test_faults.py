@@ -170,6 +170,8 @@ def test_database_unreachable_and_back(tmp_path, postgres_server):
             assert "psycopg" not in response.text and "127.0.0.1" not in response.text
             health = requests.get(url + "healthz", timeout=30)
             assert health.status_code == 503 and health.json()["database"] == "unavailable"
+            # Not ready, but alive: restarting the pod would not bring the database back.
+            assert requests.get(url + "livez", timeout=30).status_code == 200
             download = requests.get(url + "files/1", headers={"Authorization": "token admin"})
             assert download.status_code == 503
             assert download.json()["code"] == "SERVICE_UNAVAILABLE"
