@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -45,12 +44,7 @@ def run(size: int, uploads: int, work: str) -> dict:
     with jupyterhub_server(work, env) as hub:
         hub.user("prof", groups=("formgrade-bench",))
         token = hub.token("prof")[0]
-        with open(os.path.join(work, "jupyterhub_config.py")) as f:
-            port = re.search(r'service\["url"\] = "http://127\.0\.0\.1:(\d+)"', f.read())[1]
-        urls = {
-            "proxy": hub.service_url,
-            "direct": f"http://127.0.0.1:{port}/services/{hub.service_name}/",
-        }
+        urls = {"proxy": hub.service_url, "direct": hub.direct_service_url}
         for i in range(2 * uploads):
             route = "proxy" if i % 2 == 0 else "direct"
             path = os.path.join(work, "upload.bin")

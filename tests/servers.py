@@ -257,12 +257,16 @@ def moto_server() -> Iterator[str]:
 
 
 class Hub:
-    """A running JupyterHub: its public URL and an admin API session (a test-only service)."""
+    """A running JupyterHub: its public URL, our service's URL through its proxy and on
+    the service's own port, and an admin API session (a test-only service)."""
 
-    def __init__(self, url: str, admin_token: str, service_name: str, log_path: str) -> None:
+    def __init__(
+        self, url: str, admin_token: str, service_name: str, log_path: str, service_port: int
+    ) -> None:
         self.url = url
         self.service_name = service_name
         self.service_url = f"{url}services/{service_name}/"
+        self.direct_service_url = f"http://127.0.0.1:{service_port}/services/{service_name}/"
         self.log_path = log_path
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"token {admin_token}"
@@ -374,7 +378,7 @@ c.Spawner.http_timeout = 90
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    hub = Hub(f"http://127.0.0.1:{port}/", admin_token, service_name, log_path)
+    hub = Hub(f"http://127.0.0.1:{port}/", admin_token, service_name, log_path, service_port)
     try:
         # The proxy answers 404/503 until the hub has added its routes: wait for a 200.
         for url in (hub.url + "hub/api/", hub.service_url + "healthz"):
