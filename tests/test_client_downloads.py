@@ -310,6 +310,21 @@ def test_fetch_replace_refuses_a_path_outside_the_folder_before_touching_anythin
     assert sorted(os.listdir(tmp_path)) == ["inside"] and os.listdir(inside) == []
 
 
+def test_fetch_replace_makes_folders_only_inside_the_folder(server, tmp_path, monkeypatch):
+    """A path that leaves and comes back (``../x/../inside/a``) is inside once normalised;
+    --replace makes its folders from that, never ``x`` beside the destination."""
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
+    inside = tmp_path / "inside"
+    (inside / "sub").mkdir(parents=True)
+    (inside / "sub" / "a.ipynb").write_text("mine")
+    fetch = ExchangeFetchAssignment(coursedir=CourseDirectory(), url=server.url)
+    fetch.dest_path = str(inside)
+    came_back = {"path": "../x/../inside/sub/a.ipynb", "url": "f", "sha256": "0" * 64, "size": 1}
+    fetch.replace_missing([came_back], ["../y/../inside/new"])
+    assert sorted(os.listdir(tmp_path)) == ["inside"]
+    assert sorted(os.listdir(inside)) == ["new", "sub"] and server.requested == []
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 def test_the_plugin_downloads_as_many_files_at_once_as_configured(
     server, tmp_path, monkeypatch, workers

@@ -369,13 +369,14 @@ def test_a_failed_download_leaves_whole_submissions_or_none_and_keeps_the_old_on
     out = teacher.fails("collect", ps)
     assert "download of answer.txt failed: HTTP 500" in out
     assert not os.path.exists(os.path.join(submitted, "bob", ps))
-    missed = re.search(r"Not collected, because of the error below: ([a-z, ]+);", out)
-    assert missed and "bob" in missed.group(1).split(", ")
+    missed = re.search(r"Not collected \((.+)\): ([a-z, ]+); run collect again", out)
+    assert missed and "bob" in missed.group(2).split(", ")
+    assert missed.group(1) == "download of answer.txt failed: HTTP 500"
     for name in ("alice", "carol"):  # collected whole, or not at all, and named if not
         folder = os.path.join(submitted, name, ps)
         if os.path.exists(folder):
             assert sorted(os.listdir(folder)) == whole
-        assert os.path.exists(folder) != (name in missed.group(1).split(", "))
+        assert os.path.exists(folder) != (name in missed.group(2).split(", "))
     assert leftovers() == []
 
     failing[:] = []
@@ -412,12 +413,13 @@ def test_a_submission_over_max_dir_size_ends_collect_and_names_who_is_missing(pe
         student.ok("submit", ps)
     out = teacher.raises(RuntimeError, "collect", ps, "--CourseDirectory.max_dir_size=3")
     assert "Directory size is too big" in out
-    missed = re.search(r"Not collected, because of the error below: ([a-z, ]+);", out)
-    assert missed and "bob" in missed.group(1).split(", ")
+    missed = re.search(r"Not collected \((.+)\): ([a-z, ]+); run collect again", out)
+    assert missed and "bob" in missed.group(2).split(", ")
+    assert missed.group(1).startswith("Directory size is too big. Size is")
     submitted = os.path.join(teacher.home, "submitted")
     for name in ("alice", "bob", "carol"):
         folder = os.path.join(submitted, name, ps)
-        assert os.path.exists(folder) != (name in missed.group(1).split(", ")), name
+        assert os.path.exists(folder) != (name in missed.group(2).split(", ")), name
     assert [d for _, dirs, _ in os.walk(submitted) for d in dirs if ".collecting-" in d] == []
     assert "Not collected" not in teacher.ok("collect", ps)  # the limit lifted: all of them
     assert sorted(os.listdir(submitted)) == ["alice", "bob", "carol"]

@@ -155,12 +155,12 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         placed: set[str] = set()
         try:
             self._copy_submissions(pending, placed)
-        except BaseException:
+        except BaseException as exc:
             missed = [rec["student"] for rec, dest_path, _ in pending if dest_path not in placed]
             if missed:
                 self.log.error(
-                    "Not collected, because of the error below: %s; "
-                    "run collect again once it is fixed",
+                    "Not collected (%s): %s; run collect again once that is fixed",
+                    str(exc) or type(exc).__name__,
                     ", ".join(missed),
                 )
             raise

@@ -57,28 +57,33 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         would land outside the assignment's folder fails the fetch before anything is
         made."""
         downloads = self.downloads_into(files, self.dest_path)
+        made = []
         for folder in folders:
-            if safe_join(self.dest_path, folder) is None:
+            target = safe_join(self.dest_path, folder)
+            if target is None:
                 self.fail(f"refusing to write outside {self.dest_path}: {folder!r}")
+            made.append(target)
         missing = []
-        for f, download in zip(files, downloads, strict=True):
-            self.create_missing_parents(f["path"])
+        for download in downloads:
+            self.create_missing(os.path.dirname(download.dest))
             if not os.path.exists(download.dest):
                 self.log.warning(
                     "Replacing missing file '%s'", os.path.relpath(download.dest, os.getcwd())
                 )
                 missing.append(download)
-        for folder in folders:
-            self.create_missing_parents(folder + "/")
+        for target in made:
+            self.create_missing(target)
         self.download(missing)
 
-    def create_missing_parents(self, path: str) -> None:
-        """The folders above ``path`` (checked to lie inside the destination)."""
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            directory = os.path.join(self.dest_path, *parts[:depth])
-            if not os.path.exists(directory):
+    def create_missing(self, directory: str) -> None:
+        """``directory`` and the folders between it and the destination, as nbgrader's
+        copy_if_missing makes them; ``directory`` is a checked, normalised path inside."""
+        relative = os.path.relpath(directory, self.dest_path)
+        parts = [] if relative == "." else relative.split(os.sep)
+        for depth in range(1, len(parts) + 1):
+            folder = os.path.join(self.dest_path, *parts[:depth])
+            if not os.path.exists(folder):
                 self.log.warning(
-                    "Creating missing directory '%s'", os.path.relpath(directory, os.getcwd())
+                    "Creating missing directory '%s'", os.path.relpath(folder, os.getcwd())
                 )
-                os.mkdir(directory)
+                os.mkdir(folder)
