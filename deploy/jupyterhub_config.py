@@ -54,7 +54,9 @@ c.JupyterHub.services.append(
             f'exec "{sys.executable}" -m gunicorn -c "{GUNICORN_CONF}" "ngshare_gql:create_app()"',
         ],
         "environment": {
-            key: value for key, value in os.environ.items() if key.startswith(PASSED_ON)
+            **{key: value for key, value in os.environ.items() if key.startswith(PASSED_ON)},
+            # Where the hub's proxy sends it, whatever NGSHARE_BIND the hub's image has.
+            "NGSHARE_BIND": f"127.0.0.1:{SERVICE_PORT}",
         },
         # Users already trust the hub; skip the "authorize this service?" page.
         "oauth_no_confirm": True,
@@ -63,9 +65,13 @@ c.JupyterHub.services.append(
 )
 
 # Every user may use the service (the service decides what they may do per course).
+# If your configuration defines the "user" role, add ACCESS to its scopes instead:
+# JupyterHub then ignores extra_user_scopes (6) or refuses a second "user" (before 6).
 if jupyterhub.version_info >= (6,):
-    c.JupyterHub.extra_user_scopes.add(ACCESS)
-else:  # the "user" role itself; if your configuration defines one, add ACCESS there instead
+    extra = c.JupyterHub.extra_user_scopes
+    extra.add(ACCESS)  # onto a set configured before this file
+    extra.append(ACCESS)  # onto a list
+else:
     c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", ACCESS]})
 
 # The service reads users and groups (for group-based course roles).
@@ -75,5 +81,7 @@ c.JupyterHub.load_roles.append(
 
 # Notebook servers' JUPYTERHUB_API_TOKEN carries the access scope, so nbgrader inside
 # them can call the service.  Added to the scopes your configuration lists; with none
-# listed a token gets the default "server" role's scopes, so those are listed too.
+# listed a token gets the default "server" role's scopes, so those are listed too (a
+# list of yours gets them as well).  A list set for a Spawner subclass
+# (c.KubeSpawner.server_token_scopes) or a callable takes precedence: put ACCESS in it.
 c.Spawner.server_token_scopes.extend(["users:activity!user", "access:servers!server", ACCESS])

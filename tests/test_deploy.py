@@ -141,6 +141,18 @@ c.Spawner.server_token_scopes = ["users:activity!user", "read:users:name!user"]
     assert "UNRELATED_SECRET" not in environment and "PATH" not in environment
 
 
+def test_hub_config_gives_access_over_a_list_and_listens_where_the_hub_proxies(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NGSHARE_BIND", "0.0.0.0:8080")  # e.g. a hub image built FROM ours
+    monkeypatch.setenv("NGSHARE_PORT", "10555")
+    config = load_hub_config(tmp_path, 'c.JupyterHub.extra_user_scopes = ["read:groups"]')
+    assert set(config.JupyterHub.extra_user_scopes) == {"read:groups", ACCESS}
+    (service,) = config.JupyterHub.services.get_value([])
+    assert service["url"] == "http://127.0.0.1:10555"
+    assert service["environment"]["NGSHARE_BIND"] == "127.0.0.1:10555"
+
+
 def test_hub_config_alone(tmp_path):
     config = load_hub_config(tmp_path)
     # Unset, a notebook token has the "server" role's scopes: those, and the access scope.
