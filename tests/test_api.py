@@ -231,6 +231,24 @@ def test_events_record_every_state_change(as_user, course):
     assert only == [{"action": "submission.submitted"}]
 
 
+def test_a_course_created_again_under_a_deleted_ones_id_starts_a_new_log(as_user, course):
+    """The old cohort's events (names, submissions) stay with the deleted course."""
+    admin, ins, s1 = as_user("admin"), as_user("ins"), as_user("s1")
+    release(ins, "c1", "ps1", {"a.ipynb": NB})
+    submit(s1, "c1", "ps1", {"a.ipynb": b"old cohort"}, ts="t1")
+    admin('mutation { deleteCourse(id: "c1") }')
+    admin('mutation { createCourse(id: "c1") { id } }')
+    admin("""mutation { addMembers(courseId: "c1", role: INSTRUCTOR, members: [{user: "new"}])
+             { user } }""")
+    query = '{ events(courseId: "c1", limit: 1000) { actor action subject } }'
+    seen = as_user("new")(query)["events"]
+    assert [e["action"] for e in seen] == ["roster.added", "course.created"]
+    assert not any("s1" in (e["actor"], e["subject"] or "") for e in seen)
+    assert [e["action"] for e in admin(query)["events"]] == ["roster.added", "course.created"]
+    # Other courses' logs are untouched.
+    assert as_user("ins2")('{ events(courseId: "d1") { action } }')["events"]
+
+
 def test_content_is_reused_only_when_the_caller_may_read_it(app, as_user, course):
     ins, s1, s2 = as_user("ins"), as_user("s1"), as_user("s2")
     data = b"x" * 10_000
