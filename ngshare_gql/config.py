@@ -48,7 +48,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_presign_downloads: bool = False
-    s3_presign_expiry: int = 300
+    s3_presign_expiry: int = 60  # a bearer link: usable this long after access ends
     # "auto", "path" (MinIO and most in-cluster S3 stand-ins) or "virtual".
     s3_addressing_style: str = "auto"
     s3_multipart_threshold: int = 16 * MB
@@ -144,7 +144,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint_url=get("NGSHARE_S3_ENDPOINT_URL"),
         s3_region=get("NGSHARE_S3_REGION"),
         s3_presign_downloads=_bool(get("NGSHARE_S3_PRESIGN_DOWNLOADS", "false")),
-        s3_presign_expiry=int(get("NGSHARE_S3_PRESIGN_EXPIRY", "300")),
+        s3_presign_expiry=int(get("NGSHARE_S3_PRESIGN_EXPIRY", str(Settings.s3_presign_expiry))),
         s3_addressing_style=(get("NGSHARE_S3_ADDRESSING_STYLE", "auto") or "auto").lower(),
         s3_multipart_threshold=int(
             get("NGSHARE_S3_MULTIPART_THRESHOLD", str(Settings.s3_multipart_threshold))

@@ -118,6 +118,10 @@ def test_s3_presigned_downloads_redirect_to_a_short_lived_url(app, as_user, cour
     fetched = requests.get(location, timeout=10)
     assert fetched.status_code == 200 and fetched.content == content
     assert "notes.txt" in fetched.headers["Content-Disposition"]
+    # Unset, a link lives a minute: it is a bearer URL, usable after access ends.
+    default = dataclasses.replace(settings, s3_presign_expiry=Settings.s3_presign_expiry)
+    response = create_app(default).test_client().get(url, headers={"Authorization": "token s1"})
+    assert "X-Amz-Expires=60&" in response.headers["Location"] + "&"
     # Authorization still applies before any redirect: another course's student gets nothing.
     denied = presigning.test_client().get(url, headers={"Authorization": "token t1"})
     assert denied.status_code in (403, 404) and "Location" not in denied.headers
