@@ -10,7 +10,10 @@ does, so only tokens issued for this service (or for all services) work here.
 
 Browsers log in with the hub's OAuth flow (:mod:`ngshare_gql.oauth`) and then
 carry a signed, HttpOnly session cookie of ours holding their identity (name,
-admin flag, groups) and a CSRF secret; never the hub token.  A cookie alone
+admin flag, groups) and a CSRF secret; never the hub token.  While the session
+lasts, the admin flag and groups are asked of the hub again (``GET /users/<name>``
+with the service's own token, cached like a token's answer), so a user removed from
+a group or from the hub loses those rights as an API token would.  A cookie alone
 authorizes only reads: any other method also needs the ``X-CSRFToken`` header
 equal to that secret, which GraphiQL sends from the ``csrftoken`` cookie that a
 page of another site cannot read.
@@ -24,7 +27,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import requests
 from flask import Request, current_app
@@ -74,9 +79,12 @@ class HubIdentity:
         ttl: float = 60.0,
         failure_ttl: float = 2.0,
         max_entries: int = 10_000,
+        service_token: str | None = None,
     ) -> None:
         self.url = hub_api_url.rstrip("/") + "/user"
+        self.users_url = hub_api_url.rstrip("/") + "/users/"
         self.service_name = service_name
+        self.service_token = service_token
         self.timeout = timeout
         self.ttl = ttl
         self.failure_ttl = failure_ttl
@@ -88,7 +96,17 @@ class HubIdentity:
         self.misses = 0
 
     def identify(self, token: str) -> Identity:
-        key = _token_key(token)
+        return self._cached(_token_key(token), lambda: self._ask_hub(token))
+
+    def current(self, identity: Identity) -> Identity:
+        """A browser session's identity with the admin flag and groups the hub has for
+        that user now, asked with the service's own token (``read:users``); a user the
+        hub no longer has is refused.  Without a service token, ``identity`` as it is."""
+        if self.service_token is None:
+            return identity
+        return self._cached("user " + identity.name, lambda: self._ask_for_user(identity.name))
+
+    def _cached(self, key: str, ask: Callable[[], Identity]) -> Identity:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
@@ -100,7 +118,7 @@ class HubIdentity:
         record_identity_lookup(hit=cached is not None)
         if cached is None:
             try:
-                answer: Identity | ExchangeError = self._ask_hub(token)
+                answer: Identity | ExchangeError = ask()
             except (Unauthenticated, Forbidden) as refusal:
                 answer = refusal
             self._remember(
@@ -120,29 +138,50 @@ class HubIdentity:
                 self._cache.popitem(last=False)
 
     def _ask_hub(self, token: str) -> Identity:
-        try:
-            response = self._session.get(
-                self.url, headers={"Authorization": f"token {token}"}, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            log.warning("JupyterHub at %s unreachable: %s", self.url, type(exc).__name__)
-            raise HubUnavailable(
-                f"JupyterHub API at {self.url} is unreachable; is the hub running?"
-            ) from None
+        response = self._get(self.url, token)
         if response.status_code in (401, 403):
             raise Unauthenticated("invalid, expired or revoked JupyterHub token")
-        if response.status_code >= 500 or response.status_code != 200:
+        model = self._model(self.url, response)
+        self._check_scopes(model)
+        return self._identity(model)
+
+    def _ask_for_user(self, name: str) -> Identity:
+        url = self.users_url + quote(name, safe="")
+        response = self._get(url, self.service_token or "")
+        if response.status_code == 404:
+            raise Unauthenticated(f"JupyterHub has no user {name!r} any more; log in again")
+        if response.status_code in (401, 403):
             raise HubUnavailable(
-                f"JupyterHub API at {self.url} answered HTTP {response.status_code}"
+                f"JupyterHub refused the service's own look-up of user {name!r} (HTTP "
+                f"{response.status_code}): the service's token needs the read:users scope"
             )
+        return self._identity(self._model(url, response))
+
+    def _get(self, url: str, token: str) -> requests.Response:
+        try:
+            return self._session.get(
+                url, headers={"Authorization": f"token {token}"}, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            log.warning("JupyterHub at %s unreachable: %s", url, type(exc).__name__)
+            raise HubUnavailable(
+                f"JupyterHub API at {url} is unreachable; is the hub running?"
+            ) from None
+
+    @staticmethod
+    def _model(url: str, response: requests.Response) -> dict:
+        if response.status_code != 200:
+            raise HubUnavailable(f"JupyterHub API at {url} answered HTTP {response.status_code}")
         try:
             model = response.json()
-            name = model["name"]
+            model["name"]  # noqa: B018 - every answer names its user
         except (ValueError, KeyError, TypeError):
-            raise HubUnavailable(
-                f"JupyterHub API at {self.url} sent an unexpected answer"
-            ) from None
-        self._check_scopes(model)
+            raise HubUnavailable(f"JupyterHub API at {url} sent an unexpected answer") from None
+        return model
+
+    @staticmethod
+    def _identity(model: dict) -> Identity:
+        name = model["name"]
         if model.get("kind", "user") != "user":
             # A service token identifies a service, not a person with course roles.
             return Identity(name=f"service:{name}", admin=False)
@@ -173,6 +212,9 @@ class DevIdentity:
         if not name or len(name) > 255 or any(ch in name for ch in "\x00/\\\n\r\t"):
             raise Unauthenticated("dev identity: the token must be a plain user name")
         return Identity(name=name)
+
+    def current(self, identity: Identity) -> Identity:
+        return identity
 
 
 SESSION_COOKIE = "ngshare-gql-session"
@@ -238,6 +280,7 @@ def authenticate(request: Request) -> Identity:
                 "or log in with a browser by opening the GraphiQL page"
             )
         identity, csrf = session
+        identity = current_app.extensions["ngshare"].identity.current(identity)
         if request.method not in SAFE_METHODS and not hmac.compare_digest(
             request.headers.get(CSRF_HEADER, "").encode(), csrf.encode()
         ):

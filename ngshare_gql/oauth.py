@@ -10,9 +10,9 @@
    (the same look-up and scope check as for API tokens), and set our own session cookie
    (identity and CSRF secret; see :mod:`ngshare_gql.auth`).  The token is dropped.
 
-Group or admin changes reach a browser session when it logs in again
-(``NGSHARE_SESSION_LIFETIME``, 8 hours by default); API tokens see them within the
-identity cache's TTL.
+Group or admin changes reach a browser session, as they reach API tokens, within the
+identity cache's TTL: each request asks the hub about the session's user with the
+service's own token (:meth:`ngshare_gql.auth.HubIdentity.current`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """A small stand-in for JupyterHub's ``GET /hub/api/user``, for fault and load tests.
 
 It answers from a token table, like the real hub answers for a notebook server's
-token, trades OAuth codes for tokens at ``POST /hub/api/oauth2/token`` from a code
-table (the browser login), and has switches to misbehave: go down (connection refused), be slow,
-answer 500.  It counts the lookups it answered, so tests can tell whether the
+token; answers ``GET /hub/api/users/<name>`` from the same table to a token whose
+model is ``kind: service`` (the service's own look-up of a browser session's user);
+trades OAuth codes for tokens at ``POST /hub/api/oauth2/token`` from a code table
+(the browser login), and has switches to misbehave: go down (connection refused), be
+slow, answer 500.  It counts the lookups it answered, so tests can tell whether the
 service asked the hub or used its cache.
 
     with FakeHub({"tok-s1": {"name": "s1"}}) as hub:
@@ -17,7 +19,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from tests.servers import free_port
 
@@ -97,7 +99,8 @@ class FakeHub:
             time.sleep(self.delay)
         with self._lock:
             self.lookups += 1
-        if request.path.rstrip("/") != "/hub/api/user":
+        path = request.path.rstrip("/")
+        if path != "/hub/api/user" and not path.startswith("/hub/api/users/"):
             return self._send(request, 404, {"message": "Not Found"})
         if self.status is not None:
             return self._send(request, self.status, {"message": "hub error"})
@@ -105,6 +108,14 @@ class FakeHub:
         model = self.tokens.get(token.strip()) if scheme.lower() in ("token", "bearer") else None
         if model is None:
             return self._send(request, 403, {"message": "Forbidden"})
+        if path != "/hub/api/user":  # a service asking about a user
+            if model.get("kind") != "service":
+                return self._send(request, 403, {"message": "Forbidden"})
+            name = unquote(path[len("/hub/api/users/") :])
+            users = [m for m in self.tokens.values() if m["name"] == name]
+            if not users or users[0].get("kind", "user") != "user":
+                return self._send(request, 404, {"message": "Not Found"})
+            model = {k: v for k, v in users[0].items() if k != "scopes"}
         body = {"kind": "user", "admin": False, "groups": [], **model}
         return self._send(request, 200, body)
 

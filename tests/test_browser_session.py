@@ -128,6 +128,49 @@ def test_cookie_authenticated_upload_without_csrf_header_is_refused(app):
     assert code(response.get_json()) == "FORBIDDEN"
 
 
+def test_a_session_follows_the_hubs_admin_flag_and_groups_and_ends_with_the_user(
+    tmp_path, fakehub
+):
+    """The cookie holds the groups of login time; the hub's current ones decide, asked
+    with the service's own token and cached like a token's answer."""
+    fakehub.tokens["tok-service"] = {"name": "ngshare-gql", "kind": "service"}
+    fakehub.tokens["tok-prof"] = {"name": "prof", "groups": ["formgrade-c1"]}
+    app = make_app(tmp_path, fakehub, oauth_client_secret="tok-service", identity_cache_ttl=0.3)
+    client = app.test_client()
+    csrf = login(app, client, "prof", groups=())  # logged in before joining the group
+
+    def ask(query: str) -> dict:
+        return post(client, query, headers={"X-CSRFToken": csrf})
+
+    roles = '{ course(id: "c1") { myRoles } }'
+    assert ask(roles)["data"]["course"]["myRoles"] == ["INSTRUCTOR"]
+    fakehub.tokens["tok-prof"]["groups"] = []
+    assert ask(roles)["data"]["course"]["myRoles"] == ["INSTRUCTOR"]  # cached
+    time.sleep(0.4)
+    assert code(ask(roles)) == "FORBIDDEN"
+    fakehub.tokens["tok-prof"]["admin"] = True
+    time.sleep(0.4)
+    assert ask("{ me { admin } }")["data"]["me"]["admin"] is True
+    del fakehub.tokens["tok-prof"]
+    time.sleep(0.4)
+    gone = ask("{ me { name } }")
+    assert code(gone) == "UNAUTHENTICATED" and "no user 'prof'" in gone["errors"][0]["message"]
+
+
+def test_a_session_without_the_hubs_answer_is_refused_with_the_reason(tmp_path, fakehub):
+    fakehub.tokens["tok-not-a-service"] = {"name": "someone"}
+    for hub_up in (True, False):
+        if not hub_up:
+            fakehub.down()
+        app = make_app(tmp_path, fakehub, oauth_client_secret="tok-not-a-service")
+        client = app.test_client()
+        csrf = login(app, client, "ana")
+        refused = post(client, "{ me { name } }", headers={"X-CSRFToken": csrf})
+        assert code(refused) == "HUB_UNAVAILABLE"
+        reason = "needs the read:users scope" if hub_up else "is unreachable"
+        assert reason in refused["errors"][0]["message"]
+
+
 def test_tampered_or_expired_session_is_no_session(tmp_path, fakehub):
     app = make_app(tmp_path, fakehub, session_lifetime=1)
     client = app.test_client()

@@ -265,6 +265,31 @@ def test_oauth_login_over_http_sets_a_signed_session_cookie_with_csrf(hub):
     assert forged.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+def test_a_browser_session_loses_what_the_hub_takes_away(hub):
+    """Removed from a course group, a logged-in user loses the course within the cache
+    TTL; removed from the hub, they lose the session (the service asks the hub with its
+    own token, read:users)."""
+    hub.user("leaver", groups=(f"nbgrader-{COURSE}",))
+    session = requests.Session()
+    assert hub_login(hub, session, "leaver", hub.service_url + "graphql").status_code == 200
+    csrf = {"X-CSRFToken": session.cookies.get("csrftoken", path="/services/ngshare-gql/")}
+
+    def ask(query: str) -> dict:
+        return session.post(
+            hub.service_url + "graphql", json={"query": query}, headers=csrf, timeout=10
+        ).json()
+
+    roles = f'{{ course(id: "{COURSE}") {{ myRoles }} }}'
+    assert ask(roles)["data"]["course"]["myRoles"] == ["STUDENT"]
+    hub.call("DELETE", f"groups/nbgrader-{COURSE}/users", json={"users": ["leaver"]})
+    time.sleep(CACHE_TTL + 0.5)
+    assert ask(roles)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    hub.call("DELETE", "users/leaver")
+    time.sleep(CACHE_TTL + 0.5)
+    gone = ask("{ me { name } }")["errors"][0]
+    assert gone["extensions"]["code"] == "UNAUTHENTICATED" and "'leaver'" in gone["message"]
+
+
 def test_oauth_callback_rejects_a_state_it_did_not_issue(hub):
     session = requests.Session()
     response = session.get(
