@@ -64,6 +64,11 @@ def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+class HubUnreachable(HubUnavailable):
+    """The hub gave no answer (down, timing out, an error of its own), as opposed to
+    answering no."""
+
+
 class HubIdentity:
     """Looks tokens up at ``{hub_api_url}/user`` with a small TTL cache.
 
@@ -104,7 +109,15 @@ class HubIdentity:
         hub no longer has is refused.  Without a service token, ``identity`` as it is."""
         if self.service_token is None:
             return identity
-        return self._cached("user " + identity.name, lambda: self._ask_for_user(identity.name))
+        key = "user " + identity.name
+        try:
+            return self._cached(key, lambda: self._ask_for_user(identity.name))
+        except HubUnreachable:
+            # Browser users are not locked out while the hub restarts: the last answer
+            # the hub gave, else the cookie's (login time's) rights, until it is back.
+            with self._lock:
+                last = self._cache.get(key)
+            return last[1] if last and isinstance(last[1], Identity) else identity
 
     def _cached(self, key: str, ask: Callable[[], Identity]) -> Identity:
         now = time.monotonic()
@@ -148,8 +161,11 @@ class HubIdentity:
     def _ask_for_user(self, name: str) -> Identity:
         url = self.users_url + quote(name, safe="")
         response = self._get(url, self.service_token or "")
-        if response.status_code == 404:
-            raise Unauthenticated(f"JupyterHub has no user {name!r} any more; log in again")
+        if response.status_code == 404:  # also what a token that may not see the user gets
+            raise Unauthenticated(
+                f"JupyterHub has no user {name!r} any more (or the service's token may not "
+                "read it: it needs the read:users scope); log in again"
+            )
         if response.status_code in (401, 403):
             raise HubUnavailable(
                 f"JupyterHub refused the service's own look-up of user {name!r} (HTTP "
@@ -164,14 +180,14 @@ class HubIdentity:
             )
         except requests.RequestException as exc:
             log.warning("JupyterHub at %s unreachable: %s", url, type(exc).__name__)
-            raise HubUnavailable(
+            raise HubUnreachable(
                 f"JupyterHub API at {url} is unreachable; is the hub running?"
             ) from None
 
     @staticmethod
     def _model(url: str, response: requests.Response) -> dict:
         if response.status_code != 200:
-            raise HubUnavailable(f"JupyterHub API at {url} answered HTTP {response.status_code}")
+            raise HubUnreachable(f"JupyterHub API at {url} answered HTTP {response.status_code}")
         try:
             model = response.json()
             model["name"]  # noqa: B018 - every answer names its user

@@ -135,7 +135,7 @@ def test_a_session_follows_the_hubs_admin_flag_and_groups_and_ends_with_the_user
     with the service's own token and cached like a token's answer."""
     fakehub.tokens["tok-service"] = {"name": "ngshare-gql", "kind": "service"}
     fakehub.tokens["tok-prof"] = {"name": "prof", "groups": ["formgrade-c1"]}
-    app = make_app(tmp_path, fakehub, oauth_client_secret="tok-service", identity_cache_ttl=0.3)
+    app = make_app(tmp_path, fakehub, oauth_client_secret="tok-service", identity_cache_ttl=1)
     client = app.test_client()
     csrf = login(app, client, "prof", groups=())  # logged in before joining the group
 
@@ -146,29 +146,38 @@ def test_a_session_follows_the_hubs_admin_flag_and_groups_and_ends_with_the_user
     assert ask(roles)["data"]["course"]["myRoles"] == ["INSTRUCTOR"]
     fakehub.tokens["tok-prof"]["groups"] = []
     assert ask(roles)["data"]["course"]["myRoles"] == ["INSTRUCTOR"]  # cached
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert code(ask(roles)) == "FORBIDDEN"
     fakehub.tokens["tok-prof"]["admin"] = True
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert ask("{ me { admin } }")["data"]["me"]["admin"] is True
+    # While the hub is down, the session keeps the hub's last answer, not the cookie's.
+    fakehub.down()
+    time.sleep(1.1)
+    assert ask("{ me { admin } }")["data"]["me"]["admin"] is True
+    fakehub.up()
     del fakehub.tokens["tok-prof"]
-    time.sleep(0.4)
+    time.sleep(1.1)
     gone = ask("{ me { name } }")
     assert code(gone) == "UNAUTHENTICATED" and "no user 'prof'" in gone["errors"][0]["message"]
 
 
-def test_a_session_without_the_hubs_answer_is_refused_with_the_reason(tmp_path, fakehub):
+def test_a_session_the_hub_cannot_check(tmp_path, fakehub):
+    """A service token the hub refuses is the operator's to fix, and says so; a hub that
+    is down leaves a session the rights it logged in with, as before it was checked."""
     fakehub.tokens["tok-not-a-service"] = {"name": "someone"}
-    for hub_up in (True, False):
-        if not hub_up:
-            fakehub.down()
-        app = make_app(tmp_path, fakehub, oauth_client_secret="tok-not-a-service")
-        client = app.test_client()
-        csrf = login(app, client, "ana")
-        refused = post(client, "{ me { name } }", headers={"X-CSRFToken": csrf})
-        assert code(refused) == "HUB_UNAVAILABLE"
-        reason = "needs the read:users scope" if hub_up else "is unreachable"
-        assert reason in refused["errors"][0]["message"]
+    app = make_app(tmp_path, fakehub, oauth_client_secret="tok-not-a-service")
+    client = app.test_client()
+    csrf = login(app, client, "ana")
+    refused = post(client, "{ me { name } }", headers={"X-CSRFToken": csrf})
+    assert code(refused) == "HUB_UNAVAILABLE"
+    assert "needs the read:users scope" in refused["errors"][0]["message"]
+    fakehub.down()
+    app = make_app(tmp_path, fakehub, oauth_client_secret="tok-not-a-service")
+    client = app.test_client()
+    csrf = login(app, client, "ana", groups=("nbgrader-c1",))
+    me = post(client, "{ me { name roles { courseId } } }", headers={"X-CSRFToken": csrf})
+    assert me["data"]["me"] == {"name": "ana", "roles": [{"courseId": "c1"}]}
 
 
 def test_tampered_or_expired_session_is_no_session(tmp_path, fakehub):
