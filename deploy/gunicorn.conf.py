@@ -17,9 +17,11 @@ its default path.  Each worker freezes what it made while starting (see
 ``post_worker_init``).
 """
 
+import functools
 import gc
 import os
 import shutil
+import signal
 import tempfile
 from urllib.parse import urlparse
 
@@ -83,6 +85,23 @@ def post_worker_init(worker) -> None:
     for 50-70 ms, the first of them in the middle of the first large upload."""
     gc.collect()
     gc.freeze()
+    _quit_without_shutting_the_pool_down(worker)
+
+
+def _quit_without_shutting_the_pool_down(worker) -> None:
+    """gunicorn's gthread worker shuts its thread pool down inside its SIGQUIT and
+    SIGINT handler.  When the signal lands while the main thread is handing a
+    connection to that pool, the pool's lock (not reentrant) is already held, and the
+    worker hangs until the master kills it after graceful_timeout: Ctrl-C on the demo
+    often took 30 s.  Quit as gunicorn's base worker does; the pool's threads are
+    joined as the interpreter exits."""
+    if not hasattr(worker, "tpool"):
+        return
+    from gunicorn.workers.base import Worker
+
+    quit_now = functools.partial(Worker.handle_quit, worker)
+    signal.signal(signal.SIGQUIT, quit_now)
+    signal.signal(signal.SIGINT, quit_now)
 
 
 def child_exit(server, worker) -> None:

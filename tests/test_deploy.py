@@ -231,3 +231,33 @@ def test_a_worker_keeps_its_startup_objects_out_of_full_collections(tmp_path):
     frozen, tracked = map(int, out)
     assert frozen > 50_000
     assert tracked < frozen / 20
+
+
+QUIT_WHILE_SUBMITTING = """
+import os, runpy, signal, sys, types
+from concurrent.futures import ThreadPoolExecutor
+from gunicorn.workers.gthread import ThreadWorker
+
+conf = runpy.run_path(sys.argv[1])
+worker = ThreadWorker.__new__(ThreadWorker)  # what the quit handlers use of a worker
+worker.tpool, worker.alive = ThreadPoolExecutor(2), True
+worker.cfg = types.SimpleNamespace(worker_int=lambda w: print("worker_int", flush=True))
+signal.signal(signal.SIGQUIT, worker.handle_quit)  # gunicorn's own, as init_signals sets
+conf["post_worker_init"](worker)
+with worker.tpool._shutdown_lock:  # the main thread inside tpool.submit()
+    os.kill(os.getpid(), signal.SIGQUIT)
+    signal.pause()
+"""
+
+
+def test_a_worker_told_to_quit_while_handing_a_connection_over_exits(tmp_path):
+    """gthread's own quit handler shuts the pool down, taking the lock that submit()
+    holds: a worker signalled then hung until the master killed it (graceful_timeout).
+    With the config's handler it quits at once, running the worker_int hook."""
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "m"))
+    done = subprocess.run(
+        [sys.executable, "-c", QUIT_WHILE_SUBMITTING, os.path.join(DEPLOY, "gunicorn.conf.py")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "worker_int\n"
