@@ -94,7 +94,10 @@ class HubIdentity:
         self.ttl = ttl
         self.failure_ttl = failure_ttl
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[float, Identity | ExchangeError]] = OrderedDict()
+        # key -> (expires, answer, when the hub was asked); times from time.monotonic().
+        self._cache: OrderedDict[str, tuple[float, Identity | ExchangeError, float]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
         self._session = requests.Session()
         self.hits = 0
@@ -134,18 +137,23 @@ class HubIdentity:
                 answer: Identity | ExchangeError = ask()
             except (Unauthenticated, Forbidden) as refusal:
                 answer = refusal
-            self._remember(
-                key, answer, self.ttl if isinstance(answer, Identity) else self.failure_ttl
-            )
+            self._remember(key, answer, asked=now)
         else:
             answer = cached[1]
         if isinstance(answer, ExchangeError):
             raise type(answer)(answer.message)
         return answer
 
-    def _remember(self, key: str, identity: Identity | ExchangeError, ttl: float) -> None:
+    def _remember(self, key: str, answer: Identity | ExchangeError, asked: float) -> None:
+        """Keep the hub's ``answer`` for its TTL, counted from when it was ``asked``,
+        unless an answer asked for later is there (a slow look-up overtaken by a quick
+        one): no request sees what the hub said longer ago than the TTL."""
+        ttl = self.ttl if isinstance(answer, Identity) else self.failure_ttl
         with self._lock:
-            self._cache[key] = (time.monotonic() + ttl, identity)
+            held = self._cache.get(key)
+            if held is not None and held[2] > asked:
+                return
+            self._cache[key] = (asked + ttl, answer, asked)
             self._cache.move_to_end(key)
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
-from ngshare_gql.auth import DevIdentity, HubIdentity, token_from_header
+from ngshare_gql.auth import DevIdentity, HubIdentity, Identity, token_from_header
 from ngshare_gql.errors import HubUnavailable, Unauthenticated
 from tests.fakehub import FakeHub
 
@@ -82,3 +83,52 @@ def test_dev_identity_takes_plain_names_only():
     for bad in ("", "a/b", "x\ny", "x" * 300):
         with pytest.raises(Unauthenticated):
             DevIdentity().identify(bad)
+
+
+def test_a_slow_old_answer_never_replaces_a_newer_one(hub):
+    """Two look-ups of one token overlap: the one asked first answers last.  The cache
+    keeps the answer asked for later, so no request sees rights older than the TTL."""
+    ids = HubIdentity(hub.api_url, ttl=60)
+    asked, release = threading.Event(), threading.Event()
+    answers = iter(["before", "after"])
+
+    def ask_hub(token):
+        groups = frozenset({next(answers)})
+        if groups == {"before"}:
+            asked.set()
+            release.wait(10)
+        return Identity("prof", groups=groups)
+
+    ids._ask_hub = ask_hub
+    slow = threading.Thread(target=ids.identify, args=("tok-prof",))
+    slow.start()
+    assert asked.wait(10)
+    assert ids.identify("tok-prof").groups == {"after"}  # asked later, answered first
+    release.set()
+    slow.join(10)
+    assert ids.identify("tok-prof").groups == {"after"}
+
+
+def test_a_slow_old_answer_never_replaces_a_newer_refusal(hub):
+    """A token revoked while an older look-up of it is still under way stays refused."""
+    ids = HubIdentity(hub.api_url, ttl=60, failure_ttl=60)
+    asked, release = threading.Event(), threading.Event()
+    calls = iter(["granted", "revoked"])
+
+    def ask_hub(token):
+        if next(calls) == "revoked":
+            raise Unauthenticated("invalid, expired or revoked JupyterHub token")
+        asked.set()
+        release.wait(10)
+        return Identity("prof")
+
+    ids._ask_hub = ask_hub
+    slow = threading.Thread(target=ids.identify, args=("tok-prof",))
+    slow.start()
+    assert asked.wait(10)
+    with pytest.raises(Unauthenticated):
+        ids.identify("tok-prof")
+    release.set()
+    slow.join(10)
+    with pytest.raises(Unauthenticated):
+        ids.identify("tok-prof")
