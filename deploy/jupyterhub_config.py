@@ -74,7 +74,8 @@ if jupyterhub.version_info >= (6,):
 else:
     c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", ACCESS]})
 
-# The service reads users and groups (for group-based course roles).
+# The service reads users and groups: group-based course roles, and the current rights
+# of a browser session's user.
 c.JupyterHub.load_roles.append(
     {"name": f"{SERVICE}-service", "services": [SERVICE], "scopes": ["read:users", "read:groups"]}
 )
