@@ -12,6 +12,7 @@ import fnmatch
 import glob
 import os
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 from jupyter_core.paths import jupyter_data_dir
@@ -238,15 +239,22 @@ class Exchange(ABCExchange):
             )
         return inputs, uploads
 
+    def paths_under(self, dest: str, paths: Iterable[str]) -> Iterator[str]:
+        """Each of ``paths`` (from the service) as a local path under ``dest``; one that
+        would land outside it fails the command."""
+        for path in paths:
+            target = safe_join(dest, path)
+            if target is None:
+                self.fail(f"refusing to write outside {dest}: {path!r}")
+            yield target
+
     def downloads_into(self, files: list[dict], dest: str) -> list[Download]:
         """``files`` (File dicts) to download under ``dest``; refuses a path outside it."""
-        downloads = []
-        for f in files:
-            target = safe_join(dest, f["path"])
-            if target is None:
-                self.fail(f"refusing to write outside {dest}: {f['path']!r}")
-            downloads.append(Download(f["url"], target, f["sha256"], int(f["size"])))
-        return downloads
+        targets = self.paths_under(dest, (f["path"] for f in files))
+        return [
+            Download(f["url"], target, f["sha256"], int(f["size"]))
+            for f, target in zip(files, targets, strict=True)
+        ]
 
     def ignored(self, path: str) -> bool:
         """CourseDirectory.ignore on any component, as shutil.ignore_patterns does."""
@@ -264,10 +272,7 @@ class Exchange(ABCExchange):
 
     def make_folders(self, dest: str, folders: list[str]) -> None:
         """``folders`` under ``dest``; refuses a path outside it."""
-        for folder in folders:
-            target = safe_join(dest, folder)
-            if target is None:
-                self.fail(f"refusing to write outside {dest}: {folder!r}")
+        for target in self.paths_under(dest, folders):
             os.makedirs(target, exist_ok=True)
 
     def download(self, downloads: list[Download]) -> None:

@@ -8,7 +8,7 @@ import uuid
 
 from nbgrader.exchange.abc import ExchangeFetchAssignment as ABCExchangeFetchAssignment
 
-from ngshare_gql.nbgrader.exchange import FILE, Exchange, safe_join
+from ngshare_gql.nbgrader.exchange import FILE, Exchange
 
 FETCH = f"""mutation($c: String!, $n: String!) {{
   fetchAssignment(courseId: $c, name: $n) {{ {FILE} folders }}
@@ -57,12 +57,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         would land outside the assignment's folder fails the fetch before anything is
         made."""
         downloads = self.downloads_into(files, self.dest_path)
-        made = []
-        for folder in folders:
-            target = safe_join(self.dest_path, folder)
-            if target is None:
-                self.fail(f"refusing to write outside {self.dest_path}: {folder!r}")
-            made.append(target)
+        made = list(self.paths_under(self.dest_path, folders))
         missing = []
         for download in downloads:
             self.create_missing(os.path.dirname(download.dest))
