@@ -91,6 +91,7 @@ def _identity(settings: config.Settings) -> HubIdentity | DevIdentity:
         timeout=settings.hub_timeout,
         ttl=settings.identity_cache_ttl,
         failure_ttl=settings.identity_failure_ttl,
+        outage_grace=settings.hub_outage_grace,
         service_token=settings.oauth_client_secret,
     )
 

@@ -73,7 +73,11 @@ class HubIdentity:
     """Looks tokens up at ``{hub_api_url}/user`` with a small TTL cache.
 
     Refusals are cached too (for ``failure_ttl``), so a bad token cannot make
-    every request cost a round trip to the hub.
+    every request cost a round trip to the hub.  While the hub gives no answer (down,
+    restarting, failing), a token keeps the hub's last answer for it if the hub gave
+    one within ``outage_grace`` seconds, so a hub restart does not stop a class at a
+    deadline; and a hub that let a look-up time out is not asked again for
+    ``failure_ttl``, so requests do not each wait ``timeout`` for it.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class HubIdentity:
         failure_ttl: float = 2.0,
         max_entries: int = 10_000,
         service_token: str | None = None,
+        outage_grace: float = 600.0,
     ) -> None:
         self.url = hub_api_url.rstrip("/") + "/user"
         self.users_url = hub_api_url.rstrip("/") + "/users/"
@@ -93,6 +98,7 @@ class HubIdentity:
         self.timeout = timeout
         self.ttl = ttl
         self.failure_ttl = failure_ttl
+        self.outage_grace = outage_grace
         self.max_entries = max_entries
         # key -> (expires, answer, when the hub was asked); times from time.monotonic().
         self._cache: OrderedDict[str, tuple[float, Identity | ExchangeError, float]] = (
@@ -100,11 +106,20 @@ class HubIdentity:
         )
         self._lock = threading.Lock()
         self._session = requests.Session()
+        # After a look-up timed out: until when the hub is not asked, and why.
+        self._silent: tuple[float, str] | None = None
         self.hits = 0
         self.misses = 0
 
     def identify(self, token: str) -> Identity:
-        return self._cached(_token_key(token), lambda: self._ask_hub(token))
+        key = _token_key(token)
+        try:
+            return self._cached(key, lambda: self._ask_hub(token))
+        except HubUnreachable:
+            last = self._last_answer(key, since=time.monotonic() - self.outage_grace)
+            if last is None:
+                raise
+            return self._give(last)
 
     def current(self, identity: Identity) -> Identity:
         """A browser session's identity with the admin flag and groups the hub has for
@@ -118,9 +133,8 @@ class HubIdentity:
         except HubUnreachable:
             # Browser users are not locked out while the hub restarts: the last answer
             # the hub gave, else the cookie's (login time's) rights, until it is back.
-            with self._lock:
-                last = self._cache.get(key)
-            return last[1] if last and isinstance(last[1], Identity) else identity
+            last = self._last_answer(key, since=float("-inf"))
+            return identity if last is None else self._give(last)
 
     def _cached(self, key: str, ask: Callable[[], Identity]) -> Identity:
         now = time.monotonic()
@@ -131,15 +145,28 @@ class HubIdentity:
             else:
                 self.misses += 1
                 cached = None
-        record_identity_lookup(hit=cached is not None)
-        if cached is None:
-            try:
-                answer: Identity | ExchangeError = ask()
-            except (Unauthenticated, Forbidden) as refusal:
-                answer = refusal
-            self._remember(key, answer, asked=now)
-        else:
-            answer = cached[1]
+        record_identity_lookup("hit" if cached is not None else "miss")
+        if cached is not None:
+            return self._give(cached[1])
+        try:
+            answer: Identity | ExchangeError = ask()
+        except (Unauthenticated, Forbidden) as refusal:
+            answer = refusal
+        self._remember(key, answer, asked=now)
+        return self._give(answer)
+
+    def _last_answer(self, key: str, since: float) -> Identity | ExchangeError | None:
+        """The hub's last answer for ``key`` if it was asked for after ``since``, for
+        while the hub gives none."""
+        with self._lock:
+            held = self._cache.get(key)
+        if held is None or held[2] < since:
+            return None
+        record_identity_lookup("outage")
+        return held[1]
+
+    @staticmethod
+    def _give(answer: Identity | ExchangeError) -> Identity:
         if isinstance(answer, ExchangeError):
             raise type(answer)(answer.message)
         return answer
@@ -147,7 +174,8 @@ class HubIdentity:
     def _remember(self, key: str, answer: Identity | ExchangeError, asked: float) -> None:
         """Keep the hub's ``answer`` for its TTL, counted from when it was ``asked``,
         unless an answer asked for later is there (a slow look-up overtaken by a quick
-        one): no request sees what the hub said longer ago than the TTL."""
+        one): no request sees what the hub said longer ago than the TTL (but see
+        ``outage_grace``)."""
         ttl = self.ttl if isinstance(answer, Identity) else self.failure_ttl
         with self._lock:
             held = self._cache.get(key)
@@ -182,10 +210,21 @@ class HubIdentity:
         return self._identity(self._model(url, response))
 
     def _get(self, url: str, token: str) -> requests.Response:
+        silent = self._silent
+        if silent is not None and silent[0] > time.monotonic():
+            raise HubUnreachable(silent[1])
         try:
             return self._session.get(
                 url, headers={"Authorization": f"token {token}"}, timeout=self.timeout
             )
+        except requests.Timeout:
+            log.warning("JupyterHub at %s did not answer within %s s", url, self.timeout)
+            message = (
+                f"JupyterHub API at {url} did not answer within {self.timeout:g} s; is the "
+                "hub running?"
+            )
+            self._silent = (time.monotonic() + self.failure_ttl, message)
+            raise HubUnreachable(message) from None
         except requests.RequestException as exc:
             log.warning("JupyterHub at %s unreachable: %s", url, type(exc).__name__)
             raise HubUnreachable(

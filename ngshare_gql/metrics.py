@@ -56,7 +56,8 @@ BODY_BYTES = Counter(
 )
 IDENTITY_CACHE = Counter(
     "ngshare_identity_cache",
-    "Token look-ups answered from the identity cache (hit) or by asking the hub (miss)",
+    "Identity look-ups answered from the cache (hit), by asking the hub (miss), and of "
+    "those misses, answered from the hub's last answer while it gave none (outage)",
     ["result"],
 )
 
@@ -78,8 +79,8 @@ def _setup_access_log() -> None:
         access_log.propagate = False
 
 
-def record_identity_lookup(hit: bool) -> None:
-    IDENTITY_CACHE.labels("hit" if hit else "miss").inc()
+def record_identity_lookup(result: str) -> None:
+    IDENTITY_CACHE.labels(result).inc()
 
 
 def metrics_view() -> Response:

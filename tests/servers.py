@@ -268,6 +268,7 @@ class Hub:
         self.service_url = f"{url}services/{service_name}/"
         self.direct_service_url = f"http://127.0.0.1:{service_port}/services/{service_name}/"
         self.log_path = log_path
+        self.process: subprocess.Popen | None = None
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"token {admin_token}"
 
@@ -379,6 +380,15 @@ c.Spawner.http_timeout = 90
             start_new_session=True,
         )
     hub = Hub(f"http://127.0.0.1:{port}/", admin_token, service_name, log_path, service_port)
+    hub.process = proc
+    started: set[int] = set()
+
+    def children() -> set[int]:
+        try:
+            return {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
+
     try:
         # The proxy answers 404/503 until the hub has added its routes: wait for a 200.
         for url in (hub.url + "hub/api/", hub.service_url + "healthz"):
@@ -387,12 +397,10 @@ c.Spawner.http_timeout = 90
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"JupyterHub did not serve {url}; see {log_path}")
                 time.sleep(0.2)
+        started = children()  # the proxy and our service, should a test kill the hub
         yield hub
     finally:
-        try:
-            started = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            started = []
+        started |= children()
         stop(proc, timeout=30)
         for pid in started:
             if _alive(pid):

@@ -160,6 +160,10 @@ def test_a_session_follows_the_hubs_admin_flag_and_groups_and_ends_with_the_user
     time.sleep(1.1)
     gone = ask("{ me { name } }")
     assert code(gone) == "UNAUTHENTICATED" and "no user 'prof'" in gone["errors"][0]["message"]
+    # A user the hub deleted does not get the cookie's rights back while the hub is down.
+    fakehub.down()
+    time.sleep(2.1)  # the refusal's own TTL is 2 s
+    assert code(ask("{ me { name } }")) == "UNAUTHENTICATED"
 
 
 def test_a_session_the_hub_cannot_check(tmp_path, fakehub):

@@ -70,7 +70,13 @@ def test_hub_down_slow_failing(tmp_path):
                 Client(url, "tok-s2").execute(ME)
             assert slow.value.code == "HUB_UNAVAILABLE"
             assert time.monotonic() - started < 2.5, "NGSHARE_HUB_TIMEOUT was not applied"
+            # For 2 s the silent hub is not asked: no request waits for it again.
+            started = time.monotonic()
+            response = raw_post(url, "tok-unknown", ME)
+            assert response.status_code == 503 and "did not answer" in response.text
+            assert time.monotonic() - started < 0.4
             hub.slow(0)
+            time.sleep(2)
             assert Client(url, "tok-s2").execute(ME)["me"]["name"] == "s2"
 
             hub.fail(500)

@@ -48,13 +48,13 @@ def test_answers_expire_after_their_ttl(hub):
 
 
 def test_a_hub_that_is_down_or_failing_is_named_in_the_error(hub):
-    ids = HubIdentity(hub.api_url, timeout=0.5)
+    ids = HubIdentity(hub.api_url, timeout=0.5, failure_ttl=0)
     hub.fail(502)
     with pytest.raises(HubUnavailable, match="HTTP 502"):
         ids.identify("tok-prof")
     hub.fail(None)
     hub.slow(1.5)
-    with pytest.raises(HubUnavailable, match="unreachable"):
+    with pytest.raises(HubUnavailable, match="did not answer within 0.5 s"):
         ids.identify("tok-prof")
     hub.slow(0)
     hub.down()
@@ -62,6 +62,60 @@ def test_a_hub_that_is_down_or_failing_is_named_in_the_error(hub):
         ids.identify("tok-prof")
     hub.up()
     assert ids.identify("tok-prof").name == "prof"  # recovers by itself, failures not cached
+
+
+def test_a_token_keeps_the_hubs_last_answer_while_the_hub_is_down(hub):
+    ids = HubIdentity(hub.api_url, ttl=0.2, failure_ttl=0.2, outage_grace=1.5)
+    prof = ids.identify("tok-prof")
+    with pytest.raises(Unauthenticated):
+        ids.identify("tok-revoked")
+    hub.down()
+    time.sleep(0.3)  # both answers have expired
+    assert ids.identify("tok-prof") == prof
+    with pytest.raises(Unauthenticated):
+        ids.identify("tok-revoked")  # a refusal stays a refusal
+    with pytest.raises(HubUnavailable, match="is the hub running"):
+        ids.identify("tok-never-seen")
+    time.sleep(1.3)  # the last answer is now older than the grace
+    with pytest.raises(HubUnavailable, match=hub.api_url):
+        ids.identify("tok-prof")
+    asked = hub.lookups
+    hub.up()
+    assert ids.identify("tok-prof") == prof  # a hub that refused connections is asked at once
+    assert hub.lookups == asked + 1
+
+
+def test_a_failing_hub_and_no_grace_refuse_at_once(hub):
+    ids = HubIdentity(hub.api_url, ttl=0.1, outage_grace=0)
+    ids.identify("tok-prof")
+    time.sleep(0.2)
+    hub.fail(502)
+    with pytest.raises(HubUnavailable, match="HTTP 502"):
+        ids.identify("tok-prof")
+    ids.outage_grace = 60
+    assert ids.identify("tok-prof").name == "prof"  # a 502 is no answer either
+
+
+def test_a_hub_that_times_out_is_not_waited_for_again_at_once(hub):
+    ids = HubIdentity(hub.api_url, timeout=0.3, ttl=0.1, failure_ttl=1.0)
+    prof = ids.identify("tok-prof")
+    time.sleep(0.2)
+    hub.slow(1.0)
+    started = time.monotonic()
+    assert ids.identify("tok-prof") == prof  # after waiting the timeout once
+    assert 0.25 < time.monotonic() - started < 0.9
+    asked = hub.lookups
+    started = time.monotonic()
+    for _ in range(20):
+        assert ids.identify("tok-prof") == prof
+        with pytest.raises(HubUnavailable, match="did not answer within 0.3 s"):
+            ids.identify("tok-never-seen")
+    assert time.monotonic() - started < 0.25, "a request waited for the silent hub"
+    time.sleep(1.0)  # the slow answers in flight arrive; the pause is over
+    assert hub.lookups == asked + 1
+    hub.slow(0)
+    assert ids.identify("tok-svc").name == "service:grader"
+    assert hub.lookups == asked + 2
 
 
 def test_service_tokens_are_not_people(hub):

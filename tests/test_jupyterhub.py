@@ -3,7 +3,7 @@ notebook server's token, a headless browser, metrics and logs.
 
 One hub (tests/servers.py ``jupyterhub_server``: loopback, dummy authenticator, simple
 local spawner, our service under gunicorn gthread from deploy/jupyterhub_config.py)
-serves the whole module.
+serves the module, but for the test that kills its own.
 """
 
 from __future__ import annotations
@@ -366,3 +366,54 @@ def test_metrics_sum_over_gunicorn_workers_and_logs_never_hold_tokens(hub):
     }
     assert all(e["duration_ms"] >= 0 for e in mine)
     assert TOKENS and not [t for t in TOKENS if t in log]
+
+
+# --- the hub goes away --------------------------------------------------------------------
+
+SUBMIT = """mutation($c: String!, $a: String!, $files: [FileInput!]!) {
+  submitAssignment(courseId: $c, assignment: $a, files: $files) { student } }"""
+
+
+def test_students_submit_while_the_hub_is_down(tmp_path):
+    """The hub crashes at a deadline (on Kubernetes our pods and the proxy keep running):
+    students whose tokens the service saw within NGSHARE_HUB_OUTAGE_GRACE still fetch and
+    submit; a token it never saw gets a prompt 503 that says what to start."""
+    env = {
+        "NGSHARE_DATABASE_URL": f"sqlite:///{tmp_path}/ngshare.db",
+        "NGSHARE_IDENTITY_CACHE_TTL": "1",
+        "NGSHARE_HUB_TIMEOUT": "3",
+        "NGSHARE_WORKERS": "1",
+    }
+    with jupyterhub_server(str(tmp_path), env) as crashing:
+        crashing.user("prof", groups=("formgrade-late",))
+        crashing.user("ana", groups=("nbgrader-late",))
+        prof = Client(crashing.direct_service_url, crashing.token("prof")[0])
+        ana = Client(crashing.direct_service_url, crashing.token("ana")[0])
+        unseen = Client(crashing.direct_service_url, crashing.token("ana")[0])
+        notebook = tmp_path / "task.ipynb"
+        notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+        file = LocalFile.scan("task.ipynb", str(notebook))
+        files = ({"files": [file.as_input()]}, {"files.0.content": file})
+        prof.execute_with_files(RELEASE, {"c": "late", "n": "ps1", **files[0]}, files[1])
+        assert ana.execute('{ course(id: "late") { myRoles } }')["course"]["myRoles"] == [
+            "STUDENT"
+        ]
+
+        crashing.process.kill()
+        crashing.process.wait(10)
+        # The proxy outlives the hub too, and says so.
+        assert requests.get(crashing.url + "hub/api/", timeout=5).status_code == 503
+        time.sleep(1.5)  # past the identity cache's TTL
+
+        ana.execute('mutation { fetchAssignment(courseId: "late", name: "ps1") { name } }')
+        done = ana.execute_with_files(SUBMIT, {"c": "late", "a": "ps1", **files[0]}, files[1])
+        assert done["submitAssignment"]["student"] == "ana"
+        started = time.monotonic()
+        refused = error_of(lambda: unseen.execute("{ me { name } }"))
+        assert refused.code == "HUB_UNAVAILABLE" and "is the hub running?" in str(refused)
+        assert time.monotonic() - started < 2, "a refused connection should not be waited for"
+        metrics = requests.get(crashing.direct_service_url + "metrics", timeout=10).text
+        assert re.search(r'ngshare_identity_cache_total\{result="outage"\} [1-9]', metrics)
+        submitted = prof.execute('{ course(id: "late") { assignment(name: "ps1") { '
+                                 "submissions { student } } } }")
+        assert submitted["course"]["assignment"]["submissions"] == [{"student": "ana"}]
