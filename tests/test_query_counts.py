@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ngshare_gql.extensions import db
+from ngshare_gql.models import Event
 from tests.conftest import file_inputs, release, submit
 
 LISTING = """{ course(id: "c1") { assignments { name files { path } submissions {
@@ -232,3 +233,45 @@ def test_what_a_student_does_costs_pinned_statements(app, as_user, course):
         with count_statements(app) as statements:
             submit(s1, "c1", "ps1", {"a.ipynb": os.urandom(64)})
         assert len(statements) == 5 + 4, "\n".join(statements)
+
+
+def test_a_long_audit_log_is_read_by_index(app, as_user, course):
+    """A course's log grows by a few events per student and assignment.  An instructor's
+    page of it, newest first, starts after the course id's last deletion (the old
+    cohort's stays hidden): the planner finds both by index, without sorting or reading
+    the whole log."""
+    release(as_user("ins"), "c1", "ps1", {"a.ipynb": b"{}"})
+    actions = ("assignment.fetched", "submission.created", "submission.collected")
+    with app.app_context():  # a term of a big course's log, and statistics about it
+        db.session.execute(sa.insert(Event), [
+            {"actor": f"s{i % 300}", "action": actions[i % 3], "course_id": "c1",
+             "assignment": f"ps{i % 10}"} for i in range(20_000)
+        ])
+        db.session.commit()
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert as_user("ins")('{ events(courseId: "c1") { action } }')["events"]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    (statement, parameters), = [(s, p) for s, p in seen if "max(event.id)" in s]
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        else:
+            cursor.execute("EXPLAIN " + statement, parameters)
+        plan = "\n".join(str(row) for row in cursor.fetchall())
+    finally:
+        connection.close()
+    assert "ix_event_course_id_at" in plan and "ix_event_course_id_action" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
