@@ -76,8 +76,8 @@ class HubIdentity:
     every request cost a round trip to the hub.  While the hub gives no answer (down,
     restarting, failing), a token keeps the hub's last answer for it if the hub gave
     one within ``outage_grace`` seconds, so a hub restart does not stop a class at a
-    deadline; and a hub that let a look-up time out is not asked again for
-    ``failure_ttl``, so requests do not each wait ``timeout`` for it.
+    deadline.  A hub that let a look-up time out is asked again after ``failure_ttl``
+    by one request at a time, so requests do not each wait ``timeout`` for it.
     """
 
     def __init__(
@@ -89,10 +89,11 @@ class HubIdentity:
         failure_ttl: float = 2.0,
         max_entries: int = 10_000,
         service_token: str | None = None,
-        outage_grace: float = 600.0,
+        outage_grace: float = 300.0,
     ) -> None:
-        self.url = hub_api_url.rstrip("/") + "/user"
-        self.users_url = hub_api_url.rstrip("/") + "/users/"
+        self.api_url = hub_api_url.rstrip("/")
+        self.url = self.api_url + "/user"
+        self.users_url = self.api_url + "/users/"
         self.service_name = service_name
         self.service_token = service_token
         self.timeout = timeout
@@ -106,8 +107,9 @@ class HubIdentity:
         )
         self._lock = threading.Lock()
         self._session = requests.Session()
-        # After a look-up timed out: until when the hub is not asked, and why.
-        self._silent: tuple[float, str] | None = None
+        # Until when requests do not ask the hub: it let a look-up time out, or one
+        # request is trying it again.  0: ask.
+        self._silent_until = 0.0
         self.hits = 0
         self.misses = 0
 
@@ -134,7 +136,10 @@ class HubIdentity:
             # Browser users are not locked out while the hub restarts: the last answer
             # the hub gave, else the cookie's (login time's) rights, until it is back.
             last = self._last_answer(key, since=float("-inf"))
-            return identity if last is None else self._give(last)
+            if last is None:
+                record_identity_lookup("outage")
+                return identity
+            return self._give(last)
 
     def _cached(self, key: str, ask: Callable[[], Identity]) -> Identity:
         now = time.monotonic()
@@ -210,26 +215,34 @@ class HubIdentity:
         return self._identity(self._model(url, response))
 
     def _get(self, url: str, token: str) -> requests.Response:
-        silent = self._silent
-        if silent is not None and silent[0] > time.monotonic():
-            raise HubUnreachable(silent[1])
+        now = time.monotonic()
+        with self._lock:
+            if now < self._silent_until:
+                raise HubUnreachable(self._silent_message())
+            if self._silent_until:  # the pause is over: this request alone tries the hub
+                self._silent_until = now + self.timeout + self.failure_ttl
         try:
-            return self._session.get(
+            response = self._session.get(
                 url, headers={"Authorization": f"token {token}"}, timeout=self.timeout
             )
         except requests.Timeout:
             log.warning("JupyterHub at %s did not answer within %s s", url, self.timeout)
-            message = (
-                f"JupyterHub API at {url} did not answer within {self.timeout:g} s; is the "
-                "hub running?"
-            )
-            self._silent = (time.monotonic() + self.failure_ttl, message)
-            raise HubUnreachable(message) from None
+            self._silent_until = time.monotonic() + self.failure_ttl
+            raise HubUnreachable(self._silent_message()) from None
         except requests.RequestException as exc:
+            self._silent_until = 0.0  # it fails fast: asking costs requests nothing
             log.warning("JupyterHub at %s unreachable: %s", url, type(exc).__name__)
             raise HubUnreachable(
                 f"JupyterHub API at {url} is unreachable; is the hub running?"
             ) from None
+        self._silent_until = 0.0
+        return response
+
+    def _silent_message(self) -> str:
+        return (
+            f"JupyterHub API at {self.api_url} did not answer within {self.timeout:g} s; "
+            "is the hub running?"
+        )
 
     @staticmethod
     def _model(url: str, response: requests.Response) -> dict:

@@ -34,7 +34,7 @@ class Settings:
     identity_cache_ttl: float = 60.0
     identity_failure_ttl: float = 2.0
     # While the hub gives no answer, a token keeps the hub's answer of up to this long ago.
-    hub_outage_grace: float = 600.0
+    hub_outage_grace: float = 300.0
     # Database connections a worker keeps open: one per request thread, so a busy
     # moment does not open and close connections (a fork on PostgreSQL, a schema
     # parse on SQLite) that the pool would otherwise drop again.
@@ -134,7 +134,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
         hub_api_url=(get("JUPYTERHUB_API_URL", Settings.hub_api_url) or "").rstrip("/"),
         hub_timeout=float(get("NGSHARE_HUB_TIMEOUT", "5")),
         identity_cache_ttl=float(get("NGSHARE_IDENTITY_CACHE_TTL", "60")),
-        hub_outage_grace=float(get("NGSHARE_HUB_OUTAGE_GRACE", "600")),
+        hub_outage_grace=float(get("NGSHARE_HUB_OUTAGE_GRACE", "300")),
         db_pool_size=_pool_size(get),
         service_prefix=prefix,
         service_name=get("JUPYTERHUB_SERVICE_NAME", "ngshare-gql"),

@@ -45,7 +45,7 @@ def code_of(response: requests.Response) -> str:
 def test_hub_down_slow_failing(tmp_path):
     with FakeHub(HUB_USERS) as hub:
         env = service_env(tmp_path, NGSHARE_AUTH="hub", JUPYTERHUB_API_URL=hub.api_url,
-                          NGSHARE_HUB_TIMEOUT="0.5")
+                          NGSHARE_HUB_TIMEOUT="1.5")
         # One worker: the identity cache is per process.
         with gunicorn_server(env, workers=1) as url:
             assert Client(url, "tok-admin").execute(ME)["me"]["name"] == "admin"
@@ -74,9 +74,9 @@ def test_hub_down_slow_failing(tmp_path):
             started = time.monotonic()
             response = raw_post(url, "tok-unknown", ME)
             assert response.status_code == 503 and "did not answer" in response.text
-            assert time.monotonic() - started < 0.4
+            assert time.monotonic() - started < 1, "a request waited for the silent hub"
             hub.slow(0)
-            time.sleep(2)
+            time.sleep(2.5)
             assert Client(url, "tok-s2").execute(ME)["me"]["name"] == "s2"
 
             hub.fail(500)

@@ -67,6 +67,10 @@ def test_a_hub_that_is_down_or_failing_is_named_in_the_error(hub):
 def test_a_token_keeps_the_hubs_last_answer_while_the_hub_is_down(hub):
     ids = HubIdentity(hub.api_url, ttl=0.2, failure_ttl=0.2, outage_grace=1.5)
     prof = ids.identify("tok-prof")
+    hub.tokens["tok-revoked"] = {"name": "ex"}
+    assert ids.identify("tok-revoked").name == "ex"
+    del hub.tokens["tok-revoked"]
+    time.sleep(0.3)
     with pytest.raises(Unauthenticated):
         ids.identify("tok-revoked")
     hub.down()
@@ -96,25 +100,44 @@ def test_a_failing_hub_and_no_grace_refuse_at_once(hub):
     assert ids.identify("tok-prof").name == "prof"  # a 502 is no answer either
 
 
-def test_a_hub_that_times_out_is_not_waited_for_again_at_once(hub):
-    ids = HubIdentity(hub.api_url, timeout=0.3, ttl=0.1, failure_ttl=1.0)
+def test_a_hub_that_times_out_is_tried_by_one_request_at_a_time(hub):
+    ids = HubIdentity(hub.api_url, timeout=0.5, ttl=0.1, failure_ttl=1.0)
     prof = ids.identify("tok-prof")
     time.sleep(0.2)
-    hub.slow(1.0)
+    hub.slow(1.5)
     started = time.monotonic()
-    assert ids.identify("tok-prof") == prof  # after waiting the timeout once
-    assert 0.25 < time.monotonic() - started < 0.9
-    asked = hub.lookups
+    assert ids.identify("tok-prof") == prof  # the last answer, after waiting the timeout
+    assert 0.45 < time.monotonic() - started < 1.2
     started = time.monotonic()
     for _ in range(20):
         assert ids.identify("tok-prof") == prof
-        with pytest.raises(HubUnavailable, match="did not answer within 0.3 s"):
+        with pytest.raises(HubUnavailable, match="did not answer within 0.5 s") as error:
             ids.identify("tok-never-seen")
-    assert time.monotonic() - started < 0.25, "a request waited for the silent hub"
-    time.sleep(1.0)  # the slow answers in flight arrive; the pause is over
-    assert hub.lookups == asked + 1
+    assert time.monotonic() - started < 0.4, "a request waited for the silent hub"
+    assert str(error.value).startswith(f"JupyterHub API at {hub.api_url} did")
+
+    time.sleep(1.0)  # the pause is over; the hub still hangs
+    waited: list[float] = []
+
+    def ask() -> None:
+        began = time.monotonic()
+        with pytest.raises(HubUnavailable):
+            ids.identify("tok-never-seen")
+        waited.append(time.monotonic() - began)
+
+    askers = [threading.Thread(target=ask) for _ in range(6)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    assert sorted(waited)[-1] > 0.45 and sorted(waited)[-2] < 0.3, waited  # one tried
+
     hub.slow(0)
+    time.sleep(1.6)  # the slow answers in flight arrive; the pause is over
+    asked = hub.lookups
     assert ids.identify("tok-svc").name == "service:grader"
+    with pytest.raises(Unauthenticated):
+        ids.identify("tok-nope")  # asked at once: the hub's answer ended the pause
     assert hub.lookups == asked + 2
 
 
