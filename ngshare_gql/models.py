@@ -201,15 +201,17 @@ class Event(db.Model):
     """The audit log: who did what to which course and assignment, and when."""
 
     __tablename__ = "event"
-    # A course's log is read newest first, from after the course id's last
-    # "course.deleted" for its instructors: both found by index, however long the log.
+    # A course's log is read a page at a time, newest first, and for its instructors
+    # from the course id's last "course.deleted" on: both found by index, without
+    # reading the rest of the log (filters by assignment or actor read on until the
+    # page is full).
     __table_args__ = (
         sa.Index("ix_event_course_id_at", "course_id", "at", "id"),
         sa.Index("ix_event_course_id_action", "course_id", "action"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(sa.String(255))
     action: Mapped[str] = mapped_column(sa.String(64))
     course_id: Mapped[str] = mapped_column(sa.String(128))

@@ -16,7 +16,7 @@ from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.graphql.schema import schema
 from tests.conftest import GQL, release, release_feedback, submit
-from tests.servers import REPO, flask_cli, service_env
+from tests.servers import REPO, create_database, flask_cli, service_env
 
 
 def test_schema_graphql_matches_the_code():
@@ -27,8 +27,15 @@ def test_schema_graphql_matches_the_code():
     )
 
 
-def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path):
-    env = service_env(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/service.db"
+    return create_database(request.getfixturevalue("postgres_server"), "ngshare_migrations")
+
+
+def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path, empty_database):
+    env = service_env(tmp_path, NGSHARE_DATABASE_URL=empty_database)
     flask_cli(env, "db", "upgrade")
     url = env["NGSHARE_DATABASE_URL"]
     engine = sa.create_engine(url)
@@ -50,14 +57,10 @@ def test_flask_db_upgrade_on_an_empty_database_matches_the_models(tmp_path):
         assert len(indexes) == 4, indexes
     # And back down to nothing, so every revision is reversible.
     flask_cli(env, "db", "downgrade", "base")
-    if url.startswith("sqlite:///"):
-        tables = {
-            row[0]
-            for row in sqlite3.connect(url[len("sqlite:///") :]).execute(
-                "SELECT name FROM sqlite_master WHERE type='table'"
-            )
-        }
-        assert tables <= {"alembic_version", "sqlite_sequence"}  # the latter is SQLite's own
+    engine = sa.create_engine(url)
+    tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    assert tables <= {"alembic_version", "sqlite_sequence"}  # the latter is SQLite's own
 
 
 def test_downgrading_below_0002_keeps_what_0001_would_have(tmp_path):

@@ -11,6 +11,7 @@ from ngshare_gql.models import Event
 from ngshare_gql.roles import Caller
 
 MAX_EVENTS = 1000
+NEVER_DELETED = datetime(1970, 1, 1)  # before any event: a course id not deleted yet
 
 
 def record(
@@ -49,12 +50,17 @@ def list_events(
     caller.require_instructor(course_id)
     query = sa.select(Event).where(Event.course_id == course_id)
     if not caller.admin:
-        deleted = (
+        last_id = (
             sa.select(sa.func.max(Event.id))
             .where(Event.course_id == course_id, Event.action == "course.deleted")
             .scalar_subquery()
         )
-        query = query.where(Event.id > sa.func.coalesce(deleted, 0))
+        query = query.where(Event.id > sa.func.coalesce(last_id, 0))
+        # The same bound by time, so that the index skips the old log rather than reading
+        # it: the course was created again after its deletion, minutes rather than the
+        # milliseconds two replicas' clocks may differ by.
+        last_at = sa.select(Event.at).where(Event.id == last_id).scalar_subquery()
+        query = query.where(Event.at >= sa.func.coalesce(last_at, NEVER_DELETED))
     if assignment is not None:
         query = query.where(Event.assignment == assignment)
     if actor is not None:
