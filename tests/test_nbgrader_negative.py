@@ -140,6 +140,23 @@ def test_a_mistyped_assignment_gets_nbgraders_guess(people):
     assert f"Did you mean: {os.path.join(alice.home, ps)}\n" in out
 
 
+def test_fetching_a_mistyped_assignment_gets_nbgraders_guess_too(people):
+    """fetch_assignment and fetch_feedback of an assignment the exchange has not released:
+    nbgrader's "Assignment not found at", with the service's reason, and "Did you mean"
+    the closest one it has."""
+    _teacher, person, ps = people
+    alice = person("alice")
+    outbound = f"{alice.config['Exchange.url']}c101/outbound/"
+    for command in ("fetch_assignment", "fetch_feedback"):
+        out = alice.fails(command, f"{ps}x")
+        assert (
+            f"Assignment not found at: {outbound}{ps}x (assignment '{ps}x' is not released "
+            "in course 'c101')"
+        ) in out
+        assert f"Did you mean: {outbound}{ps}\n" in out
+    assert not os.path.exists(os.path.join(alice.home, f"{ps}x"))
+
+
 def test_collecting_an_assignment_no_one_submitted_to_finds_nothing(people):
     """As with nbgrader's exchange: a warning and success, whether the assignment was
     released (no submissions yet) or never existed, and nothing written."""
@@ -173,6 +190,28 @@ def test_a_folder_linked_into_a_release_is_released_with_what_it_holds(people):
         for name in names
     )
     assert fetched == ["data/week1/table.csv", f"{ps}.ipynb"]
+
+
+def test_a_link_to_nothing_is_left_out_with_a_warning(people):
+    """A dangling link (a dataset link whose target moved) is not a file to send: the
+    release and the submission go on without it, and say so."""
+    teacher, person, _ps = people
+    ps = f"ps{next(ASSIGNMENTS)}"
+    write(teacher.home, f"release/{ps}/{ps}.ipynb", NOTEBOOK)
+    os.symlink("/nonexistent/data.csv", os.path.join(teacher.home, "release", ps, "data.csv"))
+    out = teacher.ok("release_assignment", ps)
+    assert f"Not copying {os.path.join(teacher.home, 'release', '.', ps, 'data.csv')}" in out
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    assert sorted(os.listdir(os.path.join(alice.home, ps))) == [f"{ps}.ipynb"]
+    os.symlink("gone.txt", os.path.join(alice.home, ps, "notes.txt"))
+    out = alice.ok("submit", ps)
+    assert "a link to nothing" in out
+    teacher.ok("collect", ps)
+    collected = os.path.join(teacher.home, "submitted", "alice", ps)
+    assert sorted(os.listdir(collected)) == [
+        f"{ps}.ipynb", "submission_secret.txt", "timestamp.txt"
+    ]
 
 
 def test_fetch_replace_brings_back_missing_empty_folders(people):
@@ -289,6 +328,68 @@ def test_students_only_ever_receive_their_own_feedback(people, monkeypatch):
         for f in files:
             with open(os.path.join(dirpath, f)) as fh:
                 assert "bob" not in fh.read()
+
+
+def test_collect_student_takes_a_pattern_and_marks_only_those_collected(people, service):
+    """nbgrader's exchange globs "<student>+<assignment>+*", so --student='a*' collects
+    alice's alone; bob's stays uncollected until a collect takes it."""
+    teacher, person, ps = people
+    for name in ("alice", "bob"):
+        student = person(name)
+        student.ok("fetch_assignment", ps)
+        student.ok("submit", ps)
+    teacher.ok("collect", ps, "--student=a*")
+    assert os.listdir(os.path.join(teacher.home, "submitted")) == ["alice"]
+    uncollected = Client(service, "teacher").execute(
+        """query($a: String!) { course(id: "c101") { assignment(name: $a) {
+             submissions(filter: {uncollected: true}) { student } } } }""",
+        {"a": ps},
+    )["course"]["assignment"]["submissions"]
+    assert uncollected == [{"student": "bob"}]
+    out = teacher.ok("collect", ps, "--student=[xyz]*")
+    assert f"No submissions of '{ps}' for course 'c101' to collect" in out
+    teacher.ok("collect", ps)
+    assert sorted(os.listdir(os.path.join(teacher.home, "submitted"))) == ["alice", "bob"]
+
+
+def test_feedback_for_a_submission_the_exchange_does_not_hold_is_named(people):
+    """Feedback goes with a submission in the exchange. For one collected elsewhere (by
+    hand, another exchange) there is none: the release names those students, and fails
+    when it released nothing at all."""
+    teacher, person, ps = people
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    alice.ok("submit", ps)
+    teacher.ok("collect", ps)
+    with open(os.path.join(teacher.home, "submitted", "alice", ps, "timestamp.txt")) as fh:
+        timestamp = fh.read()
+    write(teacher.home, f"feedback/bob/{ps}/{ps}.html", "<p>for bob</p>")
+    write(teacher.home, f"feedback/bob/{ps}/timestamp.txt", "2026-01-01 00:00:00.000000 UTC")
+    why = f"Not released (no submission of '{ps}' in the exchange at the timestamp in their"
+    out = teacher.fails("release_feedback", ps)
+    assert why in out and "timestamp.txt): bob" in out
+    write(teacher.home, f"feedback/alice/{ps}/{ps}.html", "<p>for alice</p>")
+    write(teacher.home, f"feedback/alice/{ps}/timestamp.txt", timestamp)
+    out = teacher.ok("release_feedback", ps)
+    assert why in out and "Feedback released to:" in out
+    alice.ok("fetch_feedback", ps)
+    assert os.listdir(os.path.join(alice.home, ps, "feedback"))
+
+
+def test_nbgraders_outdated_config_sections_still_apply(people):
+    """nbgrader before 0.6 called them ExchangeFetch and ExchangeRelease; its exchange
+    still reads them, with a warning, and so do ours."""
+    teacher, person, ps = people
+    alice = person("alice")
+    alice.ok("fetch_assignment", ps)
+    os.remove(os.path.join(alice.home, ps, f"{ps}.ipynb"))
+    alice.config["ExchangeFetch.replace_missing_files"] = True
+    out = alice.ok("fetch_assignment", ps)
+    assert "Use ExchangeFetchAssignment in config, not ExchangeFetch" in out
+    assert os.path.exists(os.path.join(alice.home, ps, f"{ps}.ipynb"))
+    teacher.config["ExchangeRelease.force"] = True
+    out = teacher.ok("release_assignment", ps)
+    assert "Use ExchangeReleaseAssignment in config, not ExchangeRelease" in out
 
 
 def test_collect_costs_constant_round_trips_and_resubmit_sends_no_unchanged_bytes(

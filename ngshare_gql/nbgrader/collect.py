@@ -30,6 +30,11 @@ COLLECT = f"""mutation($c: String!, $a: String!, $f: SubmissionFilter) {{
 }}"""
 
 
+SUBMITTERS = """query($c: String!, $a: String!) {
+  course(id: $c) { assignment(name: $a) { submissions { student } } }
+}"""
+
+
 def submission_time(submission: dict) -> datetime:
     """The client's timestamp (what nbgrader compares), else when the server got it."""
     try:
@@ -58,12 +63,11 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         if self.duedate is None and server_due:
             due = datetime.fromisoformat(server_due)
             self.duedate = due.astimezone(timezone.utc).replace(tzinfo=None)
-        student = self.coursedir.student_id
-        which = {
-            "student": None if student in ("", "*") else student,
-            "latestOnly": not (self.before_duedate and self.duedate is not None),
-        }
-        found = self.call(COLLECT, {"c": course, "a": name, "f": which})["collectSubmissions"]
+        latest_only = not (self.before_duedate and self.duedate is not None)
+        found = []
+        for student in self.students_to_collect(course, name):
+            which = {"student": student, "latestOnly": latest_only}
+            found += self.call(COLLECT, {"c": course, "a": name, "f": which})["collectSubmissions"]
         by_student: dict[str, list[dict]] = defaultdict(list)
         for submission in found:
             by_student[submission["student"]].append(submission)
@@ -74,6 +78,20 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 before = [r for r in records if submission_time(r) <= self.duedate]
                 chosen = before[0] if before else records[0]
             self.src_records.append(chosen)
+
+    def students_to_collect(self, course: str, name: str) -> list[str | None]:
+        """Whose submissions to collect (None: everyone's, in one request).  As nbgrader's
+        exchange globs "<student>+<assignment>+*", --student may be a pattern: the
+        students who submitted are listed first, so only those it matches are marked
+        collected."""
+        student = self.coursedir.student_id
+        if student in ("", "*"):
+            return [None]
+        if not any(c in student for c in "*?["):
+            return [student]
+        listed = self.call(SUBMITTERS, {"c": course, "a": name})["course"]["assignment"]
+        names = {s["student"] for s in listed["submissions"]}
+        return sorted(n for n in names if fnmatch.fnmatchcase(n, student))
 
     def init_dest(self) -> None:
         pass

@@ -9,7 +9,6 @@ files) and replaces the shared directory with GraphQL calls through
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, 
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
 
 FILE = "files { path size sha256 url }"
+RELEASED = "query($c: String!) { course(id: $c) { assignments(released: true) { name } } }"
 
 
 class Exchange(ABCExchange):
@@ -80,6 +80,22 @@ class Exchange(ABCExchange):
 
     _client: Client | None = None
     _me: str | None = None
+    # The config section nbgrader called this class by before 0.6, still read (as its
+    # default exchange does) with a warning.
+    outdated_section: str | None = None
+
+    def _load_config(self, cfg, **kwargs) -> None:
+        old, new = self.outdated_section, type(self).__name__
+        if old and old in cfg:
+            self.log.warning(
+                "Use %s in config, not %s. Outdated config:\n%s",
+                new,
+                old,
+                "\n".join(f"{old}.{key} = {value!r}" for key, value in cfg[old].items()),
+            )
+            cfg[new].merge(cfg[old])
+            del cfg[old]
+        super()._load_config(cfg, **kwargs)
 
     # --- the service ---------------------------------------------------------------
     @property
@@ -140,16 +156,35 @@ class Exchange(ABCExchange):
             return os.path.join(course_id, assignment_id)
         return assignment_id
 
-    def assignment_not_found(self, src_path: str, candidates: str) -> NoReturn:
-        """nbgrader's "Assignment not found at", with its guess among the folders that
-        ``candidates`` (a glob) finds: "Did you mean: …"."""
-        msg = f"Assignment not found at: {src_path}"
+    def assignment_not_found(
+        self, src_path: str, candidates: Iterable[str], why: str = ""
+    ) -> NoReturn:
+        """nbgrader's "Assignment not found at", with its guess among ``candidates``
+        (paths like ``src_path``): "Did you mean: …"."""
+        msg = f"Assignment not found at: {src_path}" + (f" ({why})" if why else "")
         self.log.fatal(msg)
-        found = glob.glob(candidates)
+        found = list(candidates)
         if found:
             best = max(found, key=lambda path: (fuzz.ratio(src_path, path), path))
             self.log.error("Did you mean: %s", best)
         raise ExchangeError(msg)
+
+    def released_or_not_found(self, query: str, variables: dict) -> dict:
+        """``query`` about the assignment being fetched; if the service has no such
+        assignment released, nbgrader's "Assignment not found at", with its guess among
+        those it has."""
+        course, name = self.coursedir.course_id, self.coursedir.assignment_id
+        try:
+            return self.client.execute(query, variables)
+        except ClientError as e:
+            if e.code != "NOT_FOUND":
+                self.fail(self.explain(e))
+            released = self.call(RELEASED, {"c": course})["course"]["assignments"]
+            self.assignment_not_found(
+                self.exchange_path(course, "outbound", name),
+                (self.exchange_path(course, "outbound", a["name"]) for a in released),
+                why=str(e),
+            )
 
     def exchange_path(self, *parts: str) -> str:
         """Where a thing lives in the exchange, shown in logs and list output."""
@@ -215,9 +250,13 @@ class Exchange(ABCExchange):
             ignored = set(ignore(dirpath, dirnames + filenames))
             dirnames[:] = sorted(d for d in dirnames if d not in ignored)
             for name in sorted(filenames):
-                if name not in ignored:
-                    local = os.path.join(dirpath, name)
-                    selected.append((os.path.relpath(local, src).replace(os.sep, "/"), local))
+                local = os.path.join(dirpath, name)
+                if name in ignored:
+                    continue
+                if not os.path.exists(local):
+                    self.log.warning("Not copying %s: a link to nothing", local)
+                    continue
+                selected.append((os.path.relpath(local, src).replace(os.sep, "/"), local))
         return selected, empty_folders(folders, [path for path, _ in selected])
 
     def scan(self, files: list[tuple[str, str]]) -> list[LocalFile]:

@@ -16,6 +16,8 @@ FETCH = f"""mutation($c: String!, $n: String!) {{
 
 
 class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
+    outdated_section = "ExchangeFetch"
+
     def init_src(self) -> None:
         course = self.require_course()
         if not self.authenticator.has_access(self.coursedir.student_id, course):
@@ -30,7 +32,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
-        fetched = self.call(FETCH, {"c": course, "n": name})["fetchAssignment"]
+        fetched = self.released_or_not_found(FETCH, {"c": course, "n": name})["fetchAssignment"]
         files = [f for f in fetched["files"] if not self.ignored(f["path"])]
         folders = self.folders_to_make(fetched["files"], fetched["folders"])
         self.log.info(f"Source: {self.src_path}")

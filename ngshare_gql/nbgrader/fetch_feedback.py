@@ -35,7 +35,7 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
         if student_id != "*" and ("*" in student_id or "+" in student_id):
             self.fail(f"The student ID should contain no '*' nor '+'; got {student_id}")
         name = self.coursedir.assignment_id
-        feedback = self.call(FETCH, {"c": course, "a": name})["fetchFeedback"]
+        feedback = self.released_or_not_found(FETCH, {"c": course, "a": name})["fetchFeedback"]
         self.feedback_files = []
         have = set()
         for item in feedback:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from datetime import datetime, timezone
 
@@ -25,6 +26,8 @@ RELEASE = """mutation($c: String!, $n: String!, $files: [FileInput!]!, $due: Dat
 
 
 class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
+    outdated_section = "ExchangeRelease"
+
     def init_src(self) -> None:
         coursedir = self.coursedir
         self.src_path = coursedir.format_path(
@@ -38,7 +41,8 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
                     "run `nbgrader generate_assignment` first."
                 )
             self.assignment_not_found(
-                self.src_path, coursedir.format_path(coursedir.release_directory, ".", "*")
+                self.src_path,
+                glob.glob(coursedir.format_path(coursedir.release_directory, ".", "*")),
             )
 
     def init_dest(self) -> None:

@@ -85,13 +85,14 @@ class ExchangeReleaseFeedback(Exchange, ABCExchangeReleaseFeedback):
             for s in a["submissions"]
         }
         missing = set(plan["missingContent"])
-        feedback, uploads = [], {}
+        feedback, uploads, unknown = [], {}, []
         for (student, notebook, timestamp, _), local in zip(found, files, strict=False):
             if (student, timestamp) not in known:
                 self.log.warning(
                     f"Not releasing feedback for student '{student}' on '{course}/{name}/"
                     f"{notebook}': the exchange has no submission made at {timestamp}"
                 )
+                unknown.append(student)
                 continue
             self.log.info(
                 f"Releasing feedback for student '{student}' on assignment "
@@ -107,11 +108,20 @@ class ExchangeReleaseFeedback(Exchange, ABCExchangeReleaseFeedback):
                     "files": [local.as_input()],
                 }
             )
-        if not feedback:
-            return
-        self.call(RELEASE, {"c": course, "a": name, "f": feedback}, uploads)
+        if feedback:
+            self.call(RELEASE, {"c": course, "a": name, "f": feedback}, uploads)
         for item in feedback:
             self.log.info(
                 "Feedback released to: "
                 + self.exchange_path(course, "feedback", name, item["student"], item["notebook"])
             )
+        if unknown:
+            # Feedback belongs to a submission the exchange holds: one collected from
+            # elsewhere (another exchange, by hand, zip_collect) has none to go with.
+            why = (
+                f"Not released (no submission of '{name}' in the exchange at the timestamp "
+                f"in their timestamp.txt): {', '.join(sorted(set(unknown)))}"
+            )
+            if not feedback:
+                self.fail(why)
+            self.log.warning(why)

@@ -3,6 +3,7 @@ and keep the same copy in the local cache that ``list --cached`` and feedback us
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import shutil
@@ -41,9 +42,8 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
         self.coursedir.assignment_id = os.path.split(self.src_path)[-1]
         if not os.path.isdir(self.src_path):
             others = self.local_root(self.coursedir.course_id, "*")
-            self.assignment_not_found(
-                self.src_path, os.path.abspath(os.path.join(self.assignment_dir, others))
-            )
+            found = glob.glob(os.path.abspath(os.path.join(self.assignment_dir, others)))
+            self.assignment_not_found(self.src_path, found)
 
     def init_dest(self) -> None:
         course = self.require_course()
