@@ -122,8 +122,16 @@ def test_submission_filters_and_collect(as_user, course):
     assert [s["timestamp"] for s in subs(ins, latestOnly=True)] == ["t2", "t3"]
     assert [s["timestamp"] for s in subs(ins, student="s2")] == ["t3"]
     assert subs(ins, beforeDue=True) == []
+    assert [s["timestamp"] for s in subs(ins, students=["s2", "nobody"])] == ["t3"]
+    assert subs(ins, students=[]) == []
     # Students see only their own, whatever they ask for.
     assert [s["timestamp"] for s in subs(as_user("s2"))] == ["t3"]
+    assert [s["timestamp"] for s in subs(as_user("s2"), students=["s2"])] == ["t3"]
+    for others in (["s1"], ["s2", "s1"]):
+        assert as_user("s2").error(SUBMISSIONS, {"f": {"students": others}}) == "FORBIDDEN"
+    too_many = {"f": {"students": [f"u{i}" for i in range(5001)]}}
+    assert ins.error(SUBMISSIONS, too_many) == "BAD_USER_INPUT"
+    assert ins.error(SUBMISSIONS, {"f": {"students": ["../x"]}}) == "BAD_USER_INPUT"
     collect = """mutation($f: SubmissionFilter) { collectSubmissions(courseId: "c1",
         assignment: "ps1", filter: $f) { student timestamp collectedAt files { path sha256 } } }"""
     first = ins(collect, {"f": {"latestOnly": True}})["collectSubmissions"]
@@ -138,6 +146,11 @@ def test_submission_filters_and_collect(as_user, course):
         == "t1"
     )
     assert ins(collect, {"f": {"uncollected": True}})["collectSubmissions"] == []
+    submit(as_user("s2"), "c1", "ps1", {"a.ipynb": b"4"}, ts="t4")
+    submit(as_user("s1"), "c1", "ps1", {"a.ipynb": b"5"}, ts="t5")
+    only = ins(collect, {"f": {"students": ["s2"], "latestOnly": True}})["collectSubmissions"]
+    assert [s["timestamp"] for s in only] == ["t4"]
+    assert [s["timestamp"] for s in subs(ins, uncollected=True)] == ["t5"]  # s1's stays
 
 
 def test_due_time_and_late_flag(as_user, course):

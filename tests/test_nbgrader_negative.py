@@ -146,14 +146,14 @@ def test_fetching_a_mistyped_assignment_gets_nbgraders_guess_too(people):
     the closest one it has."""
     _teacher, person, ps = people
     alice = person("alice")
-    outbound = f"{alice.config['Exchange.url']}c101/outbound/"
-    for command in ("fetch_assignment", "fetch_feedback"):
+    for command, where in (("fetch_assignment", "outbound"), ("fetch_feedback", "feedback")):
+        base = f"{alice.config['Exchange.url']}c101/{where}/"
         out = alice.fails(command, f"{ps}x")
         assert (
-            f"Assignment not found at: {outbound}{ps}x (assignment '{ps}x' is not released "
+            f"Assignment not found at: {base}{ps}x (assignment '{ps}x' is not released "
             "in course 'c101')"
         ) in out
-        assert f"Did you mean: {outbound}{ps}\n" in out
+        assert f"Did you mean: {base}{ps}\n" in out
     assert not os.path.exists(os.path.join(alice.home, f"{ps}x"))
 
 
@@ -330,16 +330,29 @@ def test_students_only_ever_receive_their_own_feedback(people, monkeypatch):
                 assert "bob" not in fh.read()
 
 
-def test_collect_student_takes_a_pattern_and_marks_only_those_collected(people, service):
-    """nbgrader's exchange globs "<student>+<assignment>+*", so --student='a*' collects
-    alice's alone; bob's stays uncollected until a collect takes it."""
+def test_collect_student_takes_a_pattern_and_marks_only_those_collected(
+    people, service, monkeypatch
+):
+    """nbgrader's exchange globs "<student>+<assignment>+*", so --student='[ac]*' collects
+    alice's and carol's alone, in one more request than a plain collect; bob's stays
+    uncollected until a collect takes it."""
     teacher, person, ps = people
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "carol"):
         student = person(name)
         student.ok("fetch_assignment", ps)
         student.ok("submit", ps)
-    teacher.ok("collect", ps, "--student=a*")
-    assert os.listdir(os.path.join(teacher.home, "submitted")) == ["alice"]
+    calls: list[str] = []
+    original_send = Client._send
+
+    def counting(self, *args, **kwargs):
+        calls.append("graphql")
+        return original_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_send", counting)
+    teacher.ok("collect", ps, "--student=[ac]*")
+    assert len(calls) == 3  # the due time, who submitted, one collect
+    assert sorted(os.listdir(os.path.join(teacher.home, "submitted"))) == ["alice", "carol"]
+    monkeypatch.undo()
     uncollected = Client(service, "teacher").execute(
         """query($a: String!) { course(id: "c101") { assignment(name: $a) {
              submissions(filter: {uncollected: true}) { student } } } }""",
@@ -349,7 +362,9 @@ def test_collect_student_takes_a_pattern_and_marks_only_those_collected(people, 
     out = teacher.ok("collect", ps, "--student=[xyz]*")
     assert f"No submissions of '{ps}' for course 'c101' to collect" in out
     teacher.ok("collect", ps)
-    assert sorted(os.listdir(os.path.join(teacher.home, "submitted"))) == ["alice", "bob"]
+    assert sorted(os.listdir(os.path.join(teacher.home, "submitted"))) == [
+        "alice", "bob", "carol"
+    ]
 
 
 def test_feedback_for_a_submission_the_exchange_does_not_hold_is_named(people):

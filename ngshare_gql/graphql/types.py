@@ -170,6 +170,9 @@ class Submission:
 @strawberry.input(description="Which submissions to list or collect.")
 class SubmissionFilter:
     student: str | None = None
+    students: list[str] | None = strawberry.field(
+        default=None, description=f"Any of these students (at most {submissions.MAX_STUDENTS})."
+    )
     latest_only: bool = strawberry.field(default=False, description="Each student's latest only.")
     uncollected: bool = strawberry.field(default=False, description="Not collected before.")
     before_due: bool = strawberry.field(
@@ -184,6 +187,7 @@ class SubmissionFilter:
     def model(self) -> submissions.SubmissionFilter:
         return submissions.SubmissionFilter(
             student=self.student,
+            students=None if self.students is None else tuple(self.students),
             latest_only=self.latest_only,
             uncollected=self.uncollected,
             before_due=self.before_due,

@@ -1,8 +1,9 @@
 """``nbgrader collect``: download each student's submission into submitted/<student>/.
 
 Two GraphQL round trips whatever the number of students (the assignment's due
-time, then one collect returning every submission's metadata), plus one GET per
-file actually copied, a few at a time across all students.
+time, then one collect returning every submission's metadata; a ``--student``
+pattern adds one, listing who submitted), plus one GET per file actually copied,
+a few at a time across all students.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         if self.duedate is None and server_due:
             due = datetime.fromisoformat(server_due)
             self.duedate = due.astimezone(timezone.utc).replace(tzinfo=None)
-        latest_only = not (self.before_duedate and self.duedate is not None)
-        found = []
-        for student in self.students_to_collect(course, name):
-            which = {"student": student, "latestOnly": latest_only}
-            found += self.call(COLLECT, {"c": course, "a": name, "f": which})["collectSubmissions"]
+        which = self.which_students(course, name)
+        if which is None:
+            return  # a --student pattern that matches no one who submitted
+        which["latestOnly"] = not (self.before_duedate and self.duedate is not None)
+        found = self.call(COLLECT, {"c": course, "a": name, "f": which})["collectSubmissions"]
         by_student: dict[str, list[dict]] = defaultdict(list)
         for submission in found:
             by_student[submission["student"]].append(submission)
@@ -79,19 +80,20 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 chosen = before[0] if before else records[0]
             self.src_records.append(chosen)
 
-    def students_to_collect(self, course: str, name: str) -> list[str | None]:
-        """Whose submissions to collect (None: everyone's, in one request).  As nbgrader's
-        exchange globs "<student>+<assignment>+*", --student may be a pattern: the
-        students who submitted are listed first, so only those it matches are marked
+    def which_students(self, course: str, name: str) -> dict | None:
+        """The filter's part that says whose submissions to collect; None: no one's.  As
+        nbgrader's exchange globs "<student>+<assignment>+*", --student may be a pattern:
+        the students who submitted are listed first, so only those it matches are marked
         collected."""
         student = self.coursedir.student_id
         if student in ("", "*"):
-            return [None]
+            return {}
         if not any(c in student for c in "*?["):
-            return [student]
+            return {"student": student}
         listed = self.call(SUBMITTERS, {"c": course, "a": name})["course"]["assignment"]
         names = {s["student"] for s in listed["submissions"]}
-        return sorted(n for n in names if fnmatch.fnmatchcase(n, student))
+        matched = sorted(n for n in names if n == student or fnmatch.fnmatchcase(n, student))
+        return {"students": matched} if matched else None
 
     def init_dest(self) -> None:
         pass

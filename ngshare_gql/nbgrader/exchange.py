@@ -27,7 +27,9 @@ from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, 
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
 
 FILE = "files { path size sha256 url }"
+# The assignments the caller may fetch (released), or see (also those submitted to).
 RELEASED = "query($c: String!) { course(id: $c) { assignments(released: true) { name } } }"
+VISIBLE = "query($c: String!) { course(id: $c) { assignments { name } } }"
 
 
 class Exchange(ABCExchange):
@@ -169,22 +171,27 @@ class Exchange(ABCExchange):
             self.log.error("Did you mean: %s", best)
         raise ExchangeError(msg)
 
-    def released_or_not_found(self, query: str, variables: dict) -> dict:
-        """``query`` about the assignment being fetched; if the service has no such
-        assignment released, nbgrader's "Assignment not found at", with its guess among
-        those it has."""
+    def found_or_guess(self, query: str, variables: dict, where: str, among: str) -> dict:
+        """``query`` about the assignment being fetched.  If the service has no such
+        assignment, nbgrader's "Assignment not found at" (``where`` in the exchange), with
+        its guess among the assignments that ``among`` (a query) lists."""
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
         try:
             return self.client.execute(query, variables)
         except ClientError as e:
             if e.code != "NOT_FOUND":
                 self.fail(self.explain(e))
-            released = self.call(RELEASED, {"c": course})["course"]["assignments"]
-            self.assignment_not_found(
-                self.exchange_path(course, "outbound", name),
-                (self.exchange_path(course, "outbound", a["name"]) for a in released),
-                why=str(e),
-            )
+            reason = str(e)
+        try:
+            listed = self.client.execute(among, {"c": course})["course"]["assignments"]
+            names = [a["name"] for a in listed]
+        except ClientError:  # no guess then; the reason above is what matters
+            names = []
+        self.assignment_not_found(
+            self.exchange_path(course, where, name),
+            (self.exchange_path(course, where, other) for other in names),
+            why=reason,
+        )
 
     def exchange_path(self, *parts: str) -> str:
         """Where a thing lives in the exchange, shown in logs and list output."""

@@ -8,7 +8,7 @@ import uuid
 
 from nbgrader.exchange.abc import ExchangeFetchAssignment as ABCExchangeFetchAssignment
 
-from ngshare_gql.nbgrader.exchange import FILE, Exchange
+from ngshare_gql.nbgrader.exchange import FILE, RELEASED, Exchange
 
 FETCH = f"""mutation($c: String!, $n: String!) {{
   fetchAssignment(courseId: $c, name: $n) {{ {FILE} folders }}
@@ -32,7 +32,8 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
 
     def copy_files(self) -> None:
         course, name = self.coursedir.course_id, self.coursedir.assignment_id
-        fetched = self.released_or_not_found(FETCH, {"c": course, "n": name})["fetchAssignment"]
+        variables = {"c": course, "n": name}
+        fetched = self.found_or_guess(FETCH, variables, "outbound", RELEASED)["fetchAssignment"]
         files = [f for f in fetched["files"] if not self.ignored(f["path"])]
         folders = self.folders_to_make(fetched["files"], fetched["folders"])
         self.log.info(f"Source: {self.src_path}")

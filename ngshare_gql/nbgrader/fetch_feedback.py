@@ -9,7 +9,7 @@ import os
 
 from nbgrader.exchange.abc import ExchangeFetchFeedback as ABCExchangeFetchFeedback
 
-from ngshare_gql.nbgrader.exchange import FILE, Exchange
+from ngshare_gql.nbgrader.exchange import FILE, VISIBLE, Exchange
 
 FETCH = f"""mutation($c: String!, $a: String!) {{
   fetchFeedback(courseId: $c, assignment: $a) {{ notebook timestamp {FILE} }}
@@ -35,7 +35,8 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
         if student_id != "*" and ("*" in student_id or "+" in student_id):
             self.fail(f"The student ID should contain no '*' nor '+'; got {student_id}")
         name = self.coursedir.assignment_id
-        feedback = self.released_or_not_found(FETCH, {"c": course, "a": name})["fetchFeedback"]
+        variables = {"c": course, "a": name}
+        feedback = self.found_or_guess(FETCH, variables, "feedback", VISIBLE)["fetchFeedback"]
         self.feedback_files = []
         have = set()
         for item in feedback:
