@@ -68,6 +68,19 @@ def people(tmp_path, service):
     return teacher, person, ps
 
 
+def count_graphql_requests(monkeypatch) -> list[str]:
+    """A list that grows by one for each GraphQL request any Client sends from now on."""
+    calls: list[str] = []
+    original_send = Client._send
+
+    def counting(self, *args, **kwargs):
+        calls.append("graphql")
+        return original_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_send", counting)
+    return calls
+
+
 def write(root: str, relative: str, text: str) -> str:
     path = os.path.join(root, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -341,14 +354,7 @@ def test_collect_student_takes_a_pattern_and_marks_only_those_collected(
         student = person(name)
         student.ok("fetch_assignment", ps)
         student.ok("submit", ps)
-    calls: list[str] = []
-    original_send = Client._send
-
-    def counting(self, *args, **kwargs):
-        calls.append("graphql")
-        return original_send(self, *args, **kwargs)
-
-    monkeypatch.setattr(Client, "_send", counting)
+    calls = count_graphql_requests(monkeypatch)
     teacher.ok("collect", ps, "--student=[ac]*")
     assert len(calls) == 3  # the due time, who submitted, one collect
     assert sorted(os.listdir(os.path.join(teacher.home, "submitted"))) == ["alice", "carol"]
@@ -428,14 +434,7 @@ def test_collect_costs_constant_round_trips_and_resubmit_sends_no_unchanged_byte
     students[0].ok("submit", ps)  # unchanged: only the new timestamp and secret travel
     assert sent_files == [["submission_secret.txt", "timestamp.txt"]]
 
-    calls: list[str] = []
-    original_send = Client._send
-
-    def counting(self, *args, **kwargs):
-        calls.append("graphql")
-        return original_send(self, *args, **kwargs)
-
-    monkeypatch.setattr(Client, "_send", counting)
+    calls = count_graphql_requests(monkeypatch)
     batches: list[list[str]] = []
     original_many = Client.download_many
 
