@@ -86,9 +86,7 @@ def _query(caller: Caller, assignments: Sequence[Assignment], which: SubmissionF
         if which.students is not None:
             query = query.where(Submission.student.in_(which.students))
     else:
-        if which.student not in (None, caller.name) or set(which.students or ()) - {
-            caller.name
-        }:
+        if {which.student, *(which.students or ())} - {None, caller.name}:
             raise Forbidden("students may only see their own submissions")
         query = query.where(Submission.student == caller.name)
     if which.uncollected:
