@@ -18,11 +18,15 @@ LISTING = """{ course(id: "c1") { assignments { name files { path } submissions 
 
 
 @contextlib.contextmanager
-def count_statements(app):
+def count_statements(app, parameters: list | None = None):
+    """The statements the app's engine executes meanwhile; their parameters go to
+    ``parameters`` when given."""
     statements: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):
+    def record(conn, cursor, statement, params, context, executemany):
         statements.append(statement)
+        if parameters is not None:
+            parameters.append(params)
 
     with app.app_context():
         engine = db.engine
@@ -276,25 +280,18 @@ def test_a_long_audit_log_is_read_by_index(app, as_user, course):
 
 def query_plan(app, run, marker: str) -> str:
     """The plan of the last statement containing ``marker`` that ``run`` executes."""
-    seen: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if marker in statement:
-            seen.append((statement, parameters))
-
+    parameters: list = []
+    with count_statements(app, parameters) as statements:
+        run()
+    executed = zip(statements, parameters, strict=True)
+    statement, params = [(s, p) for s, p in executed if marker in s][-1]
     with app.app_context():
         engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    statement, parameters = seen[-1]
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
         explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
-        cursor.execute(explain + statement, parameters)
+        cursor.execute(explain + statement, params)
         return "\n".join(str(row) for row in cursor.fetchall())
     finally:
         connection.close()
