@@ -127,6 +127,9 @@ PARTS = {
     "upload_vs_physical": True, "upload_vs_bare": True,
 }
 
+# Parts of a workload's result listed run by run, never merged (bench.cpu accountings).
+ACCOUNTS = ("upload_cpu", "bare_cpu")
+
 
 def _median(runs: list[dict]) -> dict:
     """One service's runs of a workload: the median run (of two, the better), with
@@ -144,6 +147,9 @@ def _median(runs: list[dict]) -> dict:
             values = sorted((r[k] for r in having), reverse=higher_is_better)
             merged[k] = values[(len(having) - 1) // 2]
             merged[f"{k}_runs"] = [round(r[k], 3) for r in having]
+    for k in ACCOUNTS:  # one per run, in run order, as the transfers' own runs
+        if any(k in r for r in ok):
+            merged[f"{k}_runs"] = [r.get(k) for r in ok]
     for k in ("rss_peak", "pss_peak", "dataset_bytes_reuploaded"):
         if k in merged:
             merged[k] = max(r[k] for r in ok)

@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 
+from bench.cpu import CpuDuring
+
 MB = 1024 * 1024
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,13 +70,16 @@ def reference(sha_probe: int, socket_probe: int) -> dict[str, float]:
 BARE_TIMEOUT = 60.0  # seconds any one step of a bare transfer may take
 
 
-def bare_upload(source: str, sha256: str, directory: str) -> float:
+def bare_upload(
+    source: str, sha256: str, directory: str, cpu: CpuDuring | None = None
+) -> float:
     """MB/s of an upload of ``source`` doing only the work every upload here does:
     another process receives it over loopback TCP, 1 MiB at a time, into the
     service's own staging file in ``directory`` (written once, hashed behind by its
     helper thread), while this one sends it as the client does (1 MiB reads,
     ``sendall``); no HTTP, GraphQL or database.  Measured just before a W1 upload, it
-    shows how fast the machine moved the same bytes at about the same moment."""
+    shows how fast the machine moved the same bytes at about the same moment.  ``cpu``,
+    if given, accounts for the timed transfer alone."""
     size = os.path.getsize(source)
     digest, seconds = "", 0.0
     with subprocess.Popen(
@@ -87,7 +92,7 @@ def bare_upload(source: str, sha256: str, directory: str) -> float:
                 port = receiver.stdout.readline().strip()
                 if port.isdigit():
                     with contextlib.suppress(OSError):  # the receiver failed: it says why
-                        digest, seconds = _send(source, size, int(port))
+                        digest, seconds = _send(source, size, int(port), cpu)
         finally:
             try:
                 errors = receiver.communicate(timeout=BARE_TIMEOUT)[1]
@@ -103,12 +108,12 @@ def bare_upload(source: str, sha256: str, directory: str) -> float:
     return (size / MB) / seconds
 
 
-def _send(source: str, size: int, port: int) -> tuple[str, float]:
+def _send(source: str, size: int, port: int, cpu: CpuDuring | None) -> tuple[str, float]:
     """Send ``size`` bytes of ``source`` to the receiver; (its sha256, seconds)."""
     buffer = memoryview(bytearray(MB))
     sent = 0
     with socket.create_connection(("127.0.0.1", port), timeout=BARE_TIMEOUT) as out, \
-            open(source, "rb", buffering=0) as f:
+            open(source, "rb", buffering=0) as f, cpu or contextlib.nullcontext():
         t0 = time.perf_counter()
         while sent < size and (n := f.readinto(buffer[: min(MB, size - sent)])):
             out.sendall(buffer[:n])

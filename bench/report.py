@@ -9,6 +9,8 @@ import subprocess
 
 import psutil
 
+from bench.cpu import describe
+
 MB = 1024 * 1024
 OURS, NG = "ngshare-gql", "ngshare 0.6.0"
 
@@ -132,6 +134,11 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
                 "a staging file, hashed behind, no HTTP, GraphQL or database",
                 None,
             ))
+        for key, what in (("upload_cpu", "each upload's POST"),
+                          ("bare_cpu", "each bare transfer")):
+            if o.get(f"{key}_runs"):
+                rows.append((f"CPU time during {what} (bench.cpu)", "-",
+                             "; ".join(describe(c) for c in o[f"{key}_runs"]), None))
     return rows
 
 

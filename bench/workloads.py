@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bench import physical
+from bench.cpu import CpuDuring
 from bench.rss import PeakRss
 
 MB = 1024 * 1024
@@ -131,9 +132,14 @@ def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
     size = data.sizes.w1_file
     bare = _bare_beside(data.w1(run), data.sha[data.w1(run)], work)
     beside = physical.reference(size, 4 * size)
+    upload_cpu = CpuDuring(pid)
     with PeakRss(pid) as rss:
         t0 = time.perf_counter()
-        svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1(run))])
+        svc.post_cpu = upload_cpu
+        try:
+            svc.release(INSTRUCTOR, COURSE, f"w1-{run}", [("big.bin", data.w1(run))])
+        finally:
+            svc.post_cpu = None
         t1 = time.perf_counter()
         svc.fetch("s000", COURSE, f"w1-{run}", dest)
         t2 = time.perf_counter()
@@ -145,15 +151,17 @@ def w1(svc, pid: int, data: Data, work: str, run: int = 0) -> dict:
         "seconds": t2 - t0, "upload_s": t1 - t0, "upload_post_s": svc.last_post_seconds,
         "download_s": t2 - t1, "bytes": size, "intact": intact,
         "physical_beside": beside, "upload_vs_physical": upload_mbps / min(beside.values()),
-        **bare, **rss.numbers(),
+        "upload_cpu": upload_cpu.numbers(), **bare, **rss.numbers(),
     }
 
 
 def _bare_beside(source: str, sha256: str, work: str) -> dict:
     """The bare transfer of W1's file (:func:`physical.bare_upload`), or why it failed:
     context for the upload, not part of W1, so a failure is reported, not fatal."""
+    cpu = CpuDuring()
     try:
-        return {"bare_beside_MBps": physical.bare_upload(source, sha256, work)}
+        mbps = physical.bare_upload(source, sha256, work, cpu)
+        return {"bare_beside_MBps": mbps, "bare_cpu": cpu.numbers()}
     except Exception as exc:  # noqa: BLE001 - reported in the results
         return {"bare_failed": f"{type(exc).__name__}: {exc}"[:300]}
 
