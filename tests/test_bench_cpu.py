@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -43,58 +45,63 @@ def spin(seconds: float) -> None:
         pass
 
 
-def test_a_task_of_no_side_is_counted_as_others_by_name():
+def test_a_task_of_no_side_is_counted_as_others_by_name_and_process():
     with CpuDuring() as cpu:
         subprocess.run([sys.executable, "-c", ORPHAN_SPINNER, "0.4", "bench-intruder"], check=True)
         time.sleep(0.6)  # the orphan spins meanwhile; this process sleeps
     assert cpu.used["others"] >= 150
-    assert cpu.others[0][0] == "bench-intruder" and cpu.others[0][1] >= 150
-    assert cpu.used["client"] < 100  # the sleeping test and its short-lived child
+    name, pid, ms = cpu.others[0]
+    assert name == "bench-intruder" and ms >= 150 and pid != os.getpid()
+    assert cpu.used["client"] < 100  # the sleeping test
+    busiest = cpu.numbers()["busiest_others"][0]
+    assert busiest[:2] == [name, pid]
+    assert busiest[3].startswith(f"{sys.executable} -c")  # its command line: the spinner's
 
 
-def test_the_server_tree_and_the_client_are_told_apart():
+def test_the_server_tree_the_client_and_the_benchs_other_processes_are_told_apart():
     server = subprocess.Popen(
         [sys.executable, "-c", SPINNER, "0.3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True,
     )
+    helper = subprocess.Popen(
+        [sys.executable, "-c", SPINNER, "0.3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert server.stdout.readline().strip() == "ready"
+        for child in (server, helper):
+            assert child.stdout.readline().strip() == "ready"
         with CpuDuring(server.pid) as cpu:
-            server.stdin.write("go\n")
-            server.stdin.flush()
-            assert server.stdout.readline().strip() == "done"
+            for child in (server, helper):
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            for child in (server, helper):
+                assert child.stdout.readline().strip() == "done"
             spin(0.3)
     finally:
-        server.kill()
-        server.wait()
-    assert cpu.used["server"] >= 150  # the child given as the server is not the client
+        for child in (server, helper):
+            child.kill()
+            child.wait()
+    # The child given as the server is the server; the other child is the bench's.
+    assert cpu.used["server"] >= 150 and cpu.used["bench"] >= 150
     assert cpu.used["client"] >= 150
     assert cpu.used["others"] < 150
-    numbers = cpu.numbers()
-    assert numbers["server_ms"] == pytest.approx(cpu.used["server"], abs=0.1)
-    assert isinstance(numbers["busiest_others"], list)
+    assert cpu.numbers()["server_ms"] == pytest.approx(cpu.used["server"], abs=0.1)
 
 
-def test_without_a_server_its_children_are_the_clients():
-    child = subprocess.Popen([sys.executable, "-c", SPINNER, "0.3"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        with CpuDuring() as cpu:
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            assert child.stdout.readline().strip() == "done"
-    finally:
-        child.kill()
-        child.wait()
-    assert cpu.used["server"] == 0 and cpu.used["client"] >= 150
+def test_a_thread_that_ended_within_the_step_is_counted():
+    with CpuDuring() as cpu:
+        worker = threading.Thread(target=spin, args=(0.3,))
+        worker.start()
+        worker.join()
+    assert cpu.used["client"] >= 150
 
 
 def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
-    quiet = {"server_ms": 70.0, "client_ms": 22.0, "others_ms": 0.4,
-             "busiest_others": [["kworker/0:1", 0.4]]}
-    busy = {"server_ms": 71.0, "client_ms": 23.0, "others_ms": 46.0,
-            "busiest_others": [["kdamond.0", 45.2], ["kworker/1:2", 1.2], ["kswapd0", 0.3]]}
+    quiet = {"server_ms": 70.0, "client_ms": 20.0, "bench_ms": 0.0, "others_ms": 0.4,
+             "busiest_others": [["kworker/0:1", 31, 0.4, ""]]}
+    busy = {"server_ms": 70.0, "client_ms": 30.0, "bench_ms": 10.0, "others_ms": 46.0,
+            "busiest_others": [["kdamond.0", 77, 45.2, ""], ["kworker/1:2", 90, 1.2, ""],
+                               ["kswapd0", 60, 0.3, ""]]}
     merged = _median([
         {"seconds": 0.20, "upload_post_s": 0.09, "upload_vs_physical": 0.4, "upload_cpu": busy},
         {"seconds": 0.21, "upload_post_s": 0.05, "upload_vs_physical": 0.6, "upload_cpu": quiet,
@@ -106,12 +113,11 @@ def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
                "workloads": {"W1": {OURS: {**merged, "bytes": 50 * 2**20}}}}
     row = next(r for r in targets(results) if r[0].startswith("CPU time during each upload"))
     assert row[1] == "-" and row[3] is None
-    assert row[2] == ("server 71, client 23, others 46 ms (kdamond.0 45 ms, kworker/1:2 1 ms); "
-                      "server 70, client 22, others 0 ms")
+    assert row[2] == (
+        "server 70, client 30, bench 10, others 46 ms (kdamond.0 45 ms, kworker/1:2 1 ms); "
+        "server 70, client 20, bench 0, others 0 ms"
+    )
 
 
 def test_a_run_without_accounting_reads_as_a_dash():
     assert describe(None) == "-"
-    assert describe({"server_ms": 0, "client_ms": 40.2, "others_ms": 3.0,
-                     "busiest_others": [["kworker/u4:0", 2.6]]}) == (
-        "client 40, others 3 ms (kworker/u4:0 3 ms)")
