@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urljoin
 
@@ -40,6 +41,22 @@ IDLE_REUSE_LIMIT = 2.0
 DOWNLOAD_WORKERS = 4
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def time_of(mtime_ns: int) -> str:
+    """A file's modification time (``st_mtime_ns``) as the API's UTC date-time."""
+    return (_EPOCH + timedelta(microseconds=mtime_ns // 1000)).isoformat()
+
+
+def mtime_of(value: str) -> int:
+    """The API's date-time as ``st_mtime_ns`` (a time without zone is UTC)."""
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
 class ClientError(Exception):
     """A failed call; ``code`` is the service's error code when it sent one."""
 
@@ -57,19 +74,23 @@ class LocalFile:
     local_path: str
     size: int
     sha256: str
+    mtime_ns: int | None = None
 
     @classmethod
     def scan(cls, path: str, local_path: str) -> LocalFile:
         digest = hashlib.sha256()
         size = 0
         with open(local_path, "rb") as f:
+            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
             for chunk in iter(lambda: f.read(CHUNK), b""):
                 digest.update(chunk)
                 size += len(chunk)
-        return cls(path=path, local_path=local_path, size=size, sha256=digest.hexdigest())
+        return cls(path, local_path, size, digest.hexdigest(), mtime_ns)
 
     def as_input(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size, "content": None}
+        said = {} if self.mtime_ns is None else {"modifiedAt": time_of(self.mtime_ns)}
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, "content": None,
+                **said}
 
 
 class MultipartBody:
@@ -184,12 +205,14 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
 
 @dataclass(frozen=True)
 class Download:
-    """A file to fetch from ``url`` into ``dest``, with its expected sha256 and size."""
+    """A file to fetch from ``url`` into ``dest``, with its expected sha256 and size,
+    and the modification time (the API's ``modifiedAt``) to give it, if any."""
 
     url: str
     dest: str
     sha256: str
     size: int
+    modified_at: str | None = None
 
 
 class Client:
@@ -340,8 +363,10 @@ class Client:
         sha256: str,
         size: int | None = None,
         progress: Progress | None = None,
+        modified_at: str | None = None,
     ) -> None:
-        """GET ``url`` into ``dest`` (atomically), verifying the bytes' sha256."""
+        """GET ``url`` into ``dest`` (atomically), verifying the bytes' sha256; with
+        ``modified_at`` (the API's ``modifiedAt``), the file gets that modification time."""
         full = urljoin(self.url, url)
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         tmp = f"{dest}.part-{secrets.token_hex(4)}"
@@ -368,6 +393,8 @@ class Client:
                     f"download of {os.path.basename(dest)} is corrupt (sha256 mismatch)",
                     "CORRUPT_DOWNLOAD",
                 )
+            if modified_at is not None:
+                os.utime(tmp, ns=(time.time_ns(), mtime_of(modified_at)))
             os.replace(tmp, dest)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             # the second: the body ended before its Content-Length (a worker restarted)
@@ -427,7 +454,7 @@ class Client:
                         progress(received, total)
 
             try:
-                using().download(d.url, d.dest, d.sha256, d.size, step)
+                using().download(d.url, d.dest, d.sha256, d.size, step, d.modified_at)
             except _Stopped:
                 pass
             except BaseException as exc:  # noqa: BLE001 - raised by the caller's thread

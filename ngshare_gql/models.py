@@ -169,6 +169,9 @@ class File(db.Model):
     path: Mapped[str] = mapped_column(sa.String(1024))
     size: Mapped[int] = mapped_column(sa.BigInteger)
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # The uploader's modification time (naive UTC), given back to whoever downloads it,
+    # as nbgrader's exchange keeps it by copying with shutil.copytree; None if not said.
+    modified_at: Mapped[datetime | None]
 
     assignment: Mapped[Assignment | None] = relationship(back_populates="files")
     submission: Mapped[Submission | None] = relationship(back_populates="files")

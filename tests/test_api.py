@@ -12,7 +12,7 @@ from ngshare_gql.app import create_app
 from ngshare_gql.config import Settings
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Blob, File, Submission
-from tests.conftest import GQL, SUBMIT, file_inputs, release, reset_database, sha, submit
+from tests.conftest import GQL, RELEASE, SUBMIT, file_inputs, release, reset_database, sha, submit
 
 NB = b'{"cells": [], "nbformat": 4}'
 
@@ -422,3 +422,47 @@ def test_validation_is_cached_per_document_and_per_limits(monkeypatch, tmp_path)
     for _ in range(3):
         assert lenient(query)["a"] == {"name": "s1"}
     assert len(calls) == 2
+
+
+def test_a_file_keeps_the_modification_time_its_uploader_gave(as_user, course):
+    """As nbgrader's exchange copies with shutil.copytree: whoever downloads a file may
+    give it the time it was last modified where it came from."""
+    ins, s1 = as_user("ins"), as_user("s1")
+    inputs, uploads = file_inputs({"a.ipynb": b"{}", "b.txt": b"b", "c.txt": b"c"})
+    inputs[0]["modifiedAt"] = "2001-02-03T04:05:06.789012+00:00"
+    inputs[1]["modifiedAt"] = "2001-02-03T06:05:06+02:00"  # another zone: kept as UTC
+    variables = {"c": course, "n": "ps1", "files": inputs, "force": False, "due": None,
+                 "folders": None}
+    ins(RELEASE, variables, uploads)
+    files = s1(
+        '{ course(id: "c1") { assignment(name: "ps1") { files { path modifiedAt } } } }'
+    )["course"]["assignment"]["files"]
+    assert {f["path"]: f["modifiedAt"] for f in files} == {
+        "a.ipynb": "2001-02-03T04:05:06.789012+00:00",
+        "b.txt": "2001-02-03T04:05:06+00:00",
+        "c.txt": None,  # not said
+    }
+    # A student's submission keeps theirs, content reused or not, for the instructor.
+    answer = {"path": "a.ipynb", "sha256": sha(b"{}"), "size": 2, "content": None,
+              "modifiedAt": "2002-03-04T05:06:07"}  # without zone: UTC
+    s1(SUBMIT, {"c": course, "a": "ps1", "files": [answer], "ts": None, "folders": None})
+    collect = """mutation { collectSubmissions(courseId: "c1", assignment: "ps1") {
+        files { path modifiedAt } } }"""
+    (sub,) = ins(collect)["collectSubmissions"]
+    assert [(f["path"], f["modifiedAt"]) for f in sub["files"]] == [
+        ("a.ipynb", "2002-03-04T05:06:07+00:00")
+    ]
+
+
+def test_a_modification_time_that_is_no_date_time_is_refused_and_stores_nothing(
+    as_user, course
+):
+    ins = as_user("ins")
+    inputs, uploads = file_inputs({"a.txt": b"a"})
+    inputs[0]["modifiedAt"] = "yesterday"
+    variables = {"c": course, "n": "ps1", "files": inputs, "force": False, "due": None,
+                 "folders": None}
+    body = ins.raw(RELEASE, variables, uploads).get_json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "modifiedAt" in body["errors"][0]["message"]
+    assert ins('{ course(id: "c1") { assignments { name } } }')["course"]["assignments"] == []

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import certifi
@@ -23,7 +24,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange.abc import ExchangeError
 from traitlets import TraitError
 
-from ngshare_gql.client import Client, ClientError, Download
+from ngshare_gql.client import Client, ClientError, Download, LocalFile
 from ngshare_gql.nbgrader import ExchangeCollect, ExchangeFetchAssignment
 from tests.pki import Pki, make_pki
 from tests.servers import free_port, serving
@@ -151,6 +152,28 @@ def test_every_file_arrives_intact_and_progress_counts_all_of_them(server, tmp_p
     assert done == sorted(done) and done[-1] == sum(sizes)
     assert _no_part_files(tmp_path)
     assert sorted(server.requested) == sorted(f"f{i}" for i in range(len(sizes)))
+
+
+def test_a_download_gets_the_modification_time_it_was_uploaded_with(server, tmp_path):
+    """The API's modifiedAt back on disk, exact to the microsecond it keeps, zone or not;
+    without one, the time of arrival."""
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"x")
+    os.utime(source, ns=(0, 981_173_106_789_012_345))
+    said = LocalFile.scan("source.txt", str(source)).as_input()["modifiedAt"]
+    assert said == "2001-02-03T04:05:06.789012+00:00"  # whole microseconds, UTC
+    plain, kept, zoned = _publish(server, tmp_path / "out", [10, 20, 30])
+    kept = replace(kept, modified_at=said)
+    zoned = replace(zoned, modified_at="2001-02-03T06:05:06.789012+02:00")
+    before = time.time_ns()
+    Client(server.url, "t").download_many([plain, kept, zoned], workers=2)
+    assert os.stat(plain.dest).st_mtime_ns >= before - 10**9  # the file system's clock
+    assert os.stat(kept.dest).st_mtime_ns == 981_173_106_789_012_000
+    assert os.stat(zoned.dest).st_mtime_ns == 981_173_106_789_012_000
+
+
+def test_a_file_scanned_without_a_time_says_none():
+    assert "modifiedAt" not in LocalFile("a", "/nowhere", 0, "0" * 64).as_input()
 
 
 def test_the_first_failure_stops_the_other_downloads(server, tmp_path):

@@ -71,6 +71,8 @@ def run_cycle(instructor: User, student: User) -> dict:
     # Empty folders travel too: one the notebooks write into, and one nested.
     for empty in ("output", "data/raw"):
         os.makedirs(os.path.join(instructor.home, "release", "ps1", *empty.split("/")))
+    for path in tree(os.path.join(instructor.home, "release", "ps1")):
+        os.utime(os.path.join(instructor.home, "release", "ps1", path), ns=(RELEASED, RELEASED))
     instructor.ok("release_assignment", "ps1")
     seen["released"] = student.exchange_list()
     student.ok("fetch_assignment", "ps1")
@@ -83,6 +85,7 @@ def run_cycle(instructor: User, student: User) -> dict:
     content["cells"][0]["source"] = "edited before the second submission\n"
     with open(nb, "w") as fh:
         json.dump(content, fh)
+    os.utime(nb, ns=(EDITED, EDITED))
     student.ok("submit", "ps1")
     seen["inbound"] = instructor.exchange_list(inbound=True)
     seen["collect_log"] = instructor.ok("collect", "ps1")
@@ -123,6 +126,21 @@ def clear_inbound_with_feedback_pending(instructor: User, student: User, seen: d
     seen["release_feedback_after_remove_log"] = revise_and_release("<p>after it</p>")
     seen["feedback_released_after_remove"] = student_has("<p>after it</p>")
     seen["cached_after_remove"] = student.exchange_list(cached=True)
+
+
+# Modification times given to the released files and to the student's edited notebook,
+# in whole microseconds (the service keeps microseconds), long before any test runs.
+RELEASED = 981_173_106_789_012_000  # 2001-02-03 04:05:06.789012 UTC, in ns
+EDITED = 1_015_218_367_000_001_000  # 2002-03-04 05:06:07.000001 UTC
+
+
+def times(root: str) -> dict[str, str]:
+    """Each file's modification time: one of the two given above, or made during the run."""
+    names = {RELEASED: "released", EDITED: "edited"}
+    return {
+        path: names.get(os.stat(os.path.join(root, path)).st_mtime_ns, "during the run")
+        for path in tree(root)
+    }
 
 
 def folders(root: str) -> list[str]:
@@ -208,6 +226,14 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
                 normalise.text(k): v for k, v in tree(student.config["Exchange.cache"]).items()
             },
             "timestamps": timestamps,
+            "times": {
+                side: {normalise.text(k): v for k, v in times(root).items()}
+                for side, root in (
+                    ("instructor", instructor.home),
+                    ("student", student.home),
+                    ("cache", student.config["Exchange.cache"]),
+                )
+            },
             "folders": {
                 side: [normalise.text(f) for f in folders(root)]
                 for side, root in (
@@ -261,6 +287,15 @@ def test_cycle_matches_default_exchange(tmp_path, quickstart, service):
     for side in ("instructor", "student", "cache"):
         assert sorted(ours[side]) == sorted(default[side]), side
         assert ours["folders"][side] == default["folders"][side], side
+    # Copied files keep their modification times where nbgrader's copytree keeps them
+    # (release, fetch, submit, collect) and not where its shutil.copy does not (feedback).
+    for side in ("instructor", "student", "cache"):
+        assert ours["times"][side] == default["times"][side], side
+    assert ours["times"]["student"]["ps1/problem2.ipynb"] == "released"
+    assert ours["times"]["instructor"][f"submitted/{STUDENT}/ps1/problem1.ipynb"] == "edited"
+    assert ours["times"]["instructor"][f"submitted/{STUDENT}/ps1/problem2.ipynb"] == "released"
+    assert ours["times"]["instructor"][f"submitted/{STUDENT}/ps1/timestamp.txt"] == "during the run"
+    assert ours["times"]["student"]["ps1/feedback/<T1>/problem1.html"] == "during the run"
     for carried in ("ps1/output", "ps1/data/raw"):
         assert carried in ours["folders"]["student"]
     assert f"submitted/{STUDENT}/ps1/scratch" in ours["folders"]["instructor"]

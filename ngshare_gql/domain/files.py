@@ -8,6 +8,7 @@ the caller could already read it, so a known hash never leaks someone else's fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -29,6 +30,7 @@ class FileSpec:
     sha256: str
     size: int
     content: StagedFile | None = None
+    modified_at: datetime | None = None  # naive UTC
 
 
 def _settings():
@@ -143,7 +145,9 @@ def store_files(
         if spec.content is not None and spec.sha256 not in stored:
             store.put(spec.content)
             stored.add(spec.sha256)
-    return [File(path=s.path, sha256=s.sha256, size=s.size) for s in specs]
+    return [
+        File(path=s.path, sha256=s.sha256, size=s.size, modified_at=s.modified_at) for s in specs
+    ]
 
 
 def file_hashes(*conditions: sa.ColumnElement[bool]) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 from strawberry.file_uploads import Upload
 
@@ -9,7 +11,7 @@ from ngshare_gql.domain.courses import MemberSpec
 from ngshare_gql.domain.feedback import FeedbackSpec
 from ngshare_gql.domain.files import FileSpec
 from ngshare_gql.errors import BadInput
-from ngshare_gql.graphql.scalars import BigInt
+from ngshare_gql.graphql.scalars import BigInt, from_client
 from ngshare_gql.storage.staging import StagedFile
 
 
@@ -24,6 +26,12 @@ class FileInput:
     sha256: str
     size: BigInt
     content: Upload | None = None
+    modified_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the file was last modified where it comes from; whoever"
+        " downloads it may give it that time (nbgrader's exchange does). A time"
+        " without zone is UTC.",
+    )
 
     def spec(self) -> FileSpec:
         content = None
@@ -31,7 +39,10 @@ class FileInput:
             content = getattr(self.content, "stream", None)
             if not isinstance(content, StagedFile):
                 raise BadInput(f"file {self.path!r}: content must be a multipart file part")
-        return FileSpec(path=self.path, sha256=self.sha256, size=self.size, content=content)
+        return FileSpec(
+            path=self.path, sha256=self.sha256, size=self.size, content=content,
+            modified_at=from_client(self.modified_at),
+        )
 
 
 def specs(files: list[FileInput]) -> list[FileSpec]:

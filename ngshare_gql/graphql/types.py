@@ -48,6 +48,10 @@ class File:
     path: str
     size: BigInt
     sha256: str
+    modified_at: datetime | None = strawberry.field(
+        description="When it was last modified where it was uploaded from, as the uploader"
+        " said; null if not said."
+    )
 
     @strawberry.field(description="Where to GET the bytes (same authorization as this field).")
     def url(self, info: Info) -> str:
@@ -56,7 +60,8 @@ class File:
     @classmethod
     def of(cls, file: models.File) -> File:
         return cls(
-            id=strawberry.ID(str(file.id)), path=file.path, size=file.size, sha256=file.sha256
+            id=strawberry.ID(str(file.id)), path=file.path, size=file.size, sha256=file.sha256,
+            modified_at=as_utc(file.modified_at),
         )
 
 

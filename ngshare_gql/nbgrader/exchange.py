@@ -26,7 +26,7 @@ from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, 
 #: Transfers at least this big are logged as they progress.
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
 
-FILE = "files { path size sha256 url }"
+FILE = "files { path size sha256 url modifiedAt }"
 # The assignments the caller may fetch (released), or see (also those submitted to).
 RELEASED = "query($c: String!) { course(id: $c) { assignments(released: true) { name } } }"
 VISIBLE = "query($c: String!) { course(id: $c) { assignments { name } } }"
@@ -294,11 +294,19 @@ class Exchange(ABCExchange):
                 self.fail(f"refusing to write outside {dest}: {path!r}")
             yield target
 
-    def downloads_into(self, files: list[dict], dest: str) -> list[Download]:
-        """``files`` (File dicts) to download under ``dest``; refuses a path outside it."""
+    def downloads_into(
+        self, files: list[dict], dest: str, keep_times: bool = True
+    ) -> list[Download]:
+        """``files`` (File dicts) to download under ``dest``; refuses a path outside it.
+        ``keep_times``: each gets the modification time it was uploaded with, as
+        nbgrader's shutil.copytree keeps it; without, the time it arrives, as its
+        shutil.copy gives (feedback, a fetch's --replace)."""
         targets = self.paths_under(dest, (f["path"] for f in files))
         return [
-            Download(f["url"], target, f["sha256"], int(f["size"]))
+            Download(
+                f["url"], target, f["sha256"], int(f["size"]),
+                f.get("modifiedAt") if keep_times else None,
+            )
             for f, target in zip(files, targets, strict=True)
         ]
 
@@ -329,9 +337,9 @@ class Exchange(ABCExchange):
         except ClientError as e:
             self.fail(self.explain(e))
 
-    def download_all(self, files: list[dict], dest: str) -> None:
+    def download_all(self, files: list[dict], dest: str, keep_times: bool = True) -> None:
         """Download ``files`` (File dicts) under ``dest``, once every path is checked."""
-        self.download(self.downloads_into(files, dest))
+        self.download(self.downloads_into(files, dest, keep_times))
 
 
 def unignored(path: str, patterns: list[str]) -> str:

@@ -59,7 +59,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         overwrite. Every path is checked first, as a fresh fetch checks them: one that
         would land outside the assignment's folder fails the fetch before anything is
         made."""
-        downloads = self.downloads_into(files, self.dest_path)
+        downloads = self.downloads_into(files, self.dest_path, keep_times=False)
         made = list(self.paths_under(self.dest_path, folders))
         missing = []
         for download in downloads:

@@ -76,6 +76,6 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
                 for f in item["files"]
                 if sha256_of(os.path.join(dest, *f["path"].split("/"))) != f["sha256"]
             ]
-            self.download_all(todo, dest)
+            self.download_all(todo, dest, keep_times=False)
             for f in item["files"]:
                 self.log.info(f"Fetched feedback: {os.path.join(dest, *f['path'].split('/'))}")
