@@ -50,10 +50,11 @@ def test_a_task_of_no_side_is_counted_as_others_by_name_and_process():
         subprocess.run([sys.executable, "-c", ORPHAN_SPINNER, "0.4", "bench-intruder"], check=True)
         time.sleep(0.6)  # the orphan spins meanwhile; this process sleeps
     assert cpu.used["others"] >= 150
-    name, pid, ms = cpu.others[0]
+    name, pid, ms = cpu.busiest[0]
     assert name == "bench-intruder" and ms >= 150 and pid != os.getpid()
     assert cpu.used["client"] < 100  # the sleeping test
-    busiest = cpu.numbers()["busiest_others"][0]
+    assert cpu.used["kernel"] < 150  # a process, not a kernel thread
+    busiest = cpu.numbers()["busiest_outside"][0]
     assert busiest[:2] == [name, pid]
     assert busiest[3].startswith(f"{sys.executable} -c")  # its command line: the spinner's
 
@@ -96,12 +97,36 @@ def test_a_thread_that_ended_within_the_step_is_counted():
     assert cpu.used["client"] >= 150
 
 
+def test_a_busy_step_leaves_less_idle_than_a_sleeping_one():
+    """The machine's idle time: two cores over a 0.5 s sleep are mostly idle; with both
+    spinning (this process and a child), hardly."""
+    with CpuDuring() as asleep:
+        time.sleep(0.5)
+    child = subprocess.Popen([sys.executable, "-c", SPINNER, "0.5"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with CpuDuring() as busy:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            spin(0.5)
+            assert child.stdout.readline().strip() == "done"
+    finally:
+        child.kill()
+        child.wait()
+    assert asleep.used["idle"] >= 500  # of about 1000 ms of two cores' time
+    assert busy.used["idle"] < asleep.used["idle"] - 300
+    assert asleep.used["steal"] >= 0 and "steal_ms" in asleep.numbers()
+
+
 def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
-    quiet = {"server_ms": 70.0, "client_ms": 20.0, "bench_ms": 0.0, "others_ms": 0.4,
-             "busiest_others": [["kworker/0:1", 31, 0.4, ""]]}
-    busy = {"server_ms": 70.0, "client_ms": 30.0, "bench_ms": 10.0, "others_ms": 46.0,
-            "busiest_others": [["kdamond.0", 77, 45.2, ""], ["kworker/1:2", 90, 1.2, ""],
-                               ["kswapd0", 60, 0.3, ""]]}
+    quiet = {"server_ms": 70.0, "client_ms": 20.0, "bench_ms": 0.0, "kernel_ms": 0.4,
+             "others_ms": 0.0, "idle_ms": 10.0, "steal_ms": 0.0,
+             "busiest_outside": [["kworker/0:1", 31, 0.4, ""]]}
+    busy = {"server_ms": 70.0, "client_ms": 30.0, "bench_ms": 10.0, "kernel_ms": 46.5,
+            "others_ms": 3.0, "idle_ms": 0.0, "steal_ms": 10.0,
+            "busiest_outside": [["kdamond.0", 77, 45.2, ""], ["top", 900, 3.0, "top"],
+                                ["kswapd0", 60, 0.3, ""]]}
     merged = _median([
         {"seconds": 0.20, "upload_post_s": 0.09, "upload_vs_physical": 0.4, "upload_cpu": busy},
         {"seconds": 0.21, "upload_post_s": 0.05, "upload_vs_physical": 0.6, "upload_cpu": quiet,
@@ -114,8 +139,8 @@ def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
     row = next(r for r in targets(results) if r[0].startswith("CPU time during each upload"))
     assert row[1] == "-" and row[3] is None
     assert row[2] == (
-        "server 70, client 30, bench 10, others 46 ms (kdamond.0 45 ms, kworker/1:2 1 ms); "
-        "server 70, client 20, bench 0, others 0 ms"
+        "server 70, client 30, bench 10, kernel 46, others 3 (kdamond.0 45, top 3), idle 0, "
+        "steal 10 ms; server 70, client 20, bench 0, kernel 0, others 0, idle 10, steal 0 ms"
     )
 
 
