@@ -8,6 +8,7 @@ no file is ever held whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,9 +45,13 @@ DOWNLOAD_WORKERS = 4
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def time_of(mtime_ns: int) -> str:
-    """A file's modification time (``st_mtime_ns``) as the API's UTC date-time."""
-    return (_EPOCH + timedelta(microseconds=mtime_ns // 1000)).isoformat()
+def time_of(mtime_ns: int) -> str | None:
+    """A file's modification time (``st_mtime_ns``) as the API's UTC date-time, to the
+    microsecond; None for one outside years 1-9999 (some file systems hold those)."""
+    try:
+        return (_EPOCH + timedelta(microseconds=mtime_ns // 1000)).isoformat()
+    except OverflowError:
+        return None
 
 
 def mtime_of(value: str) -> int:
@@ -88,7 +93,8 @@ class LocalFile:
         return cls(path, local_path, size, digest.hexdigest(), mtime_ns)
 
     def as_input(self) -> dict[str, Any]:
-        said = {} if self.mtime_ns is None else {"modifiedAt": time_of(self.mtime_ns)}
+        when = None if self.mtime_ns is None else time_of(self.mtime_ns)
+        said = {} if when is None else {"modifiedAt": when}
         return {"path": self.path, "sha256": self.sha256, "size": self.size, "content": None,
                 **said}
 
@@ -394,7 +400,10 @@ class Client:
                     "CORRUPT_DOWNLOAD",
                 )
             if modified_at is not None:
-                os.utime(tmp, ns=(time.time_ns(), mtime_of(modified_at)))
+                # A time this file system cannot hold, or one that refuses to set it,
+                # leaves the time of arrival: the bytes are what matters.
+                with contextlib.suppress(OSError, OverflowError, ValueError):
+                    os.utime(tmp, ns=(time.time_ns(), mtime_of(modified_at)))
             os.replace(tmp, dest)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             # the second: the body ended before its Content-Length (a worker restarted)

@@ -6,6 +6,7 @@ here the callers are allowed and the assertions are about behaviour.
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from ngshare_gql.app import create_app
@@ -466,3 +467,44 @@ def test_a_modification_time_that_is_no_date_time_is_refused_and_stores_nothing(
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "modifiedAt" in body["errors"][0]["message"]
     assert ins('{ course(id: "c1") { assignments { name } } }')["course"]["assignments"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "name"),
+    [
+        ("release", {"due": "0001-01-01T00:00:00+14:00"}, "dueAt"),
+        ("release", {"modified": "9999-12-31T23:00:00-14:00"}, "modifiedAt"),
+        ("events", {"before": "0001-01-01T05:00:00+06:00"}, "before"),
+    ],
+)
+def test_a_time_whose_utc_is_out_of_range_is_bad_input(as_user, course, query, variables, name):
+    """Valid where it was written, a year outside 1-9999 in UTC: the caller's error, named,
+    not an internal one; nothing is stored."""
+    ins = as_user("ins")
+    if query == "release":
+        inputs, uploads = file_inputs({"a.txt": b"a"})
+        inputs[0]["modifiedAt"] = variables.get("modified")
+        body = ins.raw(RELEASE, {"c": course, "n": "ps1", "files": inputs, "force": False,
+                                 "due": variables.get("due"), "folders": None}, uploads)
+    else:
+        body = ins.raw('query($b: DateTime) { events(courseId: "c1", before: $b) { action } }',
+                       {"b": variables["before"]})
+    (error,) = body.get_json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert name in error["message"] and "out of range" in error["message"]
+    assert ins('{ course(id: "c1") { assignments { name } } }')["course"]["assignments"] == []
+
+
+def test_the_extreme_times_a_client_may_give_are_kept_and_given_back(as_user, course):
+    ins = as_user("ins")
+    inputs, uploads = file_inputs({"old.txt": b"o", "new.txt": b"n"})
+    inputs[0]["modifiedAt"] = "0001-01-01T00:00:00+00:00"
+    inputs[1]["modifiedAt"] = "9999-12-31T23:59:59.999999+00:00"
+    files = ins(RELEASE, {"c": course, "n": "ps1", "files": inputs, "force": False,
+                          "due": None, "folders": None}, uploads)["releaseAssignment"]["files"]
+    got = ins('{ course(id: "c1") { assignment(name: "ps1") { files { path modifiedAt } } } }')
+    assert {f["path"]: f["modifiedAt"] for f in got["course"]["assignment"]["files"]} == {
+        "old.txt": "0001-01-01T00:00:00+00:00",
+        "new.txt": "9999-12-31T23:59:59.999999+00:00",
+    }
+    assert len(files) == 2

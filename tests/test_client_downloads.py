@@ -172,8 +172,38 @@ def test_a_download_gets_the_modification_time_it_was_uploaded_with(server, tmp_
     assert os.stat(zoned.dest).st_mtime_ns == 981_173_106_789_012_000
 
 
-def test_a_file_scanned_without_a_time_says_none():
+def test_a_time_the_file_system_will_not_take_leaves_the_time_of_arrival(
+    server, tmp_path, monkeypatch
+):
+    """A time from far away (a hostile uploader's, one this file system cannot hold) or
+    a file system that refuses to set it never fails a download that arrived whole."""
+    far, refused, odd = _publish(server, tmp_path, [10, 20, 30])
+    far = replace(far, modified_at="9999-12-31T23:59:59.999999+00:00")
+    odd = replace(odd, modified_at="0001-01-01T00:00:00+00:00")
+    refused = replace(refused, modified_at="2001-02-03T04:05:06+00:00")
+    real_utime = os.utime
+
+    def utime(path, *args, **kwargs):
+        if f"{os.sep}dir1{os.sep}" in str(path):  # the second file's folder
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", utime)
+    before = time.time_ns()
+    Client(server.url, "t").download_many([far, refused, odd], workers=1)
+    for d in (far, refused, odd):
+        with open(d.dest, "rb") as f:
+            assert f.read() == server.files[os.path.basename(d.url)]
+    assert os.stat(refused.dest).st_mtime_ns >= before - 10**9
+    assert _no_part_files(tmp_path)
+
+
+def test_a_file_scanned_without_a_time_or_with_one_past_year_9999_says_none():
     assert "modifiedAt" not in LocalFile("a", "/nowhere", 0, "0" * 64).as_input()
+    far = 10**12 * 10**9  # year 33658: tmpfs and btrfs hold it
+    assert "modifiedAt" not in LocalFile("a", "/nowhere", 0, "0" * 64, far).as_input()
+    before_1970 = LocalFile("a", "/nowhere", 0, "0" * 64, -1_500).as_input()
+    assert before_1970["modifiedAt"] == "1969-12-31T23:59:59.999998+00:00"
 
 
 def test_the_first_failure_stops_the_other_downloads(server, tmp_path):

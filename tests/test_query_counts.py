@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from ngshare_gql.extensions import db
 from ngshare_gql.models import Event
-from tests.conftest import file_inputs, release, submit
+from tests.conftest import RELEASE, file_inputs, release, submit
 
 LISTING = """{ course(id: "c1") { assignments { name files { path } submissions {
   student timestamp files { path size sha256 url } feedback { notebook files { path } } } } } }"""
@@ -173,6 +173,26 @@ def test_a_release_costs_fixed_statements_per_file(app, as_user, course):
         expected = 7 + 4 * new + (4 if sqlite else 3) * reused + file_rows + 3 * replaced
         assert len(statements) == expected, "\n".join(statements)
         assert not any(s.startswith("SELECT file.") for s in statements), "\n".join(statements)
+
+
+def test_files_with_and_without_a_modification_time_are_stored_together(app, as_user, course):
+    """The file rows of a release whose files alternate between giving modifiedAt and
+    not: as many INSERTs as files that all give it (one on PostgreSQL), never one per
+    change between the two."""
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    files = {f"f{i}.txt": f"{i}".encode() for i in range(6)}
+    for name, every in (("all", True), ("mixed", False)):
+        inputs, uploads = file_inputs(files)
+        for i, spec in enumerate(inputs):
+            if every or i % 2:
+                spec["modifiedAt"] = "2001-02-03T04:05:06+00:00"
+        variables = {"c": "c1", "n": name, "files": inputs, "force": False, "due": None,
+                     "folders": None}
+        with count_statements(app) as statements:
+            as_user("ins")(RELEASE, variables, uploads)
+        inserts = [s for s in statements if s.startswith("INSERT INTO file ")]
+        assert len(inserts) == (len(files) if sqlite else 1), "\n".join(inserts)
 
 
 COURSES = "{ courses { id myRoles assignments { name } } }"

@@ -41,7 +41,7 @@ class FileInput:
                 raise BadInput(f"file {self.path!r}: content must be a multipart file part")
         return FileSpec(
             path=self.path, sha256=self.sha256, size=self.size, content=content,
-            modified_at=from_client(self.modified_at),
+            modified_at=from_client(self.modified_at, f"file {self.path!r}: modifiedAt"),
         )
 
 

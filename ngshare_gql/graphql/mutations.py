@@ -71,7 +71,7 @@ class Mutation:
             course_id,
             name,
             specs(files),
-            from_client(due_at),
+            from_client(due_at, "dueAt"),
             force,
             folders or [],
         )

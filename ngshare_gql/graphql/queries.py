@@ -66,7 +66,7 @@ class Query:
             assignment=assignment,
             actor=actor,
             action=action,
-            before=from_client(before),
+            before=from_client(before, "before"),
             limit=limit,
         )
         return [Event.of(e) for e in rows]

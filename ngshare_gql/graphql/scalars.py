@@ -7,6 +7,8 @@ from typing import NewType
 
 import strawberry
 
+from ngshare_gql.errors import BadInput
+
 BigInt = NewType("BigInt", int)
 
 
@@ -31,8 +33,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
-def from_client(value: datetime | None) -> datetime | None:
-    """A client's time as naive UTC (a time without zone is taken as UTC)."""
+def from_client(value: datetime | None, name: str) -> datetime | None:
+    """A client's time (the argument or field ``name``) as naive UTC; a time without
+    zone is taken as UTC.  A time whose UTC falls outside years 1-9999 is bad input."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise BadInput(f"{name}: {value.isoformat()} is out of range in UTC") from None
