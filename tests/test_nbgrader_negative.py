@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 from nbgrader.apps.api import NbGraderAPI
 from traitlets.config import Config
 
-from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError
+from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, LocalFile
+from ngshare_gql.nbgrader.exchange import Exchange
 from tests.nbgrader_flow import User, environment, plugin_config
 from tests.servers import free_port, gunicorn_server, service_env
 
@@ -609,3 +611,30 @@ def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(peop
     elsewhere.ok("collect", ps, "--update")
     with open(stamp) as fh:
         assert fh.read() == late
+
+
+def test_a_service_older_than_the_plugins_is_named_as_such(people, monkeypatch, service):
+    """Plugins that ask for what the service's schema lacks (a service not yet upgraded
+    to the plugins' version) say so and what to do, for a field asked for, an input
+    field sent and an argument given, instead of GraphQL's validation message."""
+    teacher, person, ps = people
+    from ngshare_gql.nbgrader import fetch_assignment
+
+    # Stand-ins for a newer schema: a File field, a FileInput field and an argument.
+    monkeypatch.setattr(
+        fetch_assignment, "FETCH", fetch_assignment.FETCH.replace("url", "url addedLater")
+    )
+    real_as_input = LocalFile.as_input
+    monkeypatch.setattr(LocalFile, "as_input", lambda f: {**real_as_input(f), "addedLater": 1})
+    older = f"the exchange service at {service} is older than this nbgrader plugin"
+    out = person("alice").fails("fetch_assignment", ps)
+    assert f"{older} (it has no File.addedLater): upgrade the service" in out
+    write(teacher.home, f"release/{ps}b/{ps}b.ipynb", NOTEBOOK)
+    out = teacher.fails("release_assignment", f"{ps}b")
+    assert f"{older} (it has no FileInput.addedLater)" in out
+    assert "FileStorage" not in out  # not the whole input echoed back
+    newer = '{ course(id: "c101") { assignments(since: 1) { name } } }'
+    with pytest.raises(ClientError) as refused:
+        Client(service, "teacher").execute(newer)
+    said = Exchange.explain(SimpleNamespace(service_url=service), refused.value)
+    assert said.startswith(f"{older} (it has no Course.assignments.since)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
@@ -27,6 +28,13 @@ from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, 
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
 
 FILE = "files { path size sha256 url modifiedAt }"
+# What the service says when a query of ours names what its schema lacks: a service
+# older than these plugins (its type and the field or argument, in either order).
+_UNKNOWN_TO_SERVICE = re.compile(
+    r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'"
+    r"|Expected value of type '(?P<type2>\w+)' not to include unknown field '(?P<field2>\w+)'"
+    r"|Unknown argument '(?P<field3>\w+)' on field '(?P<type3>[\w.]+)'"
+)
 # The assignments the caller may fetch (released), or see (also those submitted to).
 RELEASED = "query($c: String!) { course(id: $c) { assignments(released: true) { name } } }"
 VISIBLE = "query($c: String!) { course(id: $c) { assignments { name } } }"
@@ -137,6 +145,15 @@ class Exchange(ABCExchange):
             return f"the exchange service at {self.service_url} did not accept your token: {error}"
         if error.code == "PAYLOAD_TOO_LARGE":
             return f"too large for the exchange: {error}"
+        if error.code == "BAD_USER_INPUT" and (unknown := _UNKNOWN_TO_SERVICE.search(str(error))):
+            parts = unknown.groupdict()
+            what = next(parts[k] for k in ("type", "type2", "type3") if parts[k])
+            name = next(parts[k] for k in ("field", "field2", "field3") if parts[k])
+            return (
+                f"the exchange service at {self.service_url} is older than this nbgrader"
+                f" plugin (it has no {what}.{name}): upgrade the service, or install the"
+                " plugin of the service's version"
+            )
         return str(error)
 
     @property
