@@ -18,7 +18,9 @@ during it, and outside the step's own accounting:
   traffic, kworkers write pages back) and ``others`` (every other process): each
   task's run time from ``/proc/PID/task/TID/schedstat``, in nanoseconds, with the
   busiest by name;
-* ``idle`` and ``steal``: the whole machine's, from ``/proc/stat``, in clock ticks.
+* ``idle`` and ``steal``: the whole machine's, from ``/proc/stat``, in clock ticks;
+  and its context switches (``ctxt``): each is a task that stopped, most often to wait
+  for another, and waking it on the other vCPU costs a trip through the hypervisor here.
 
 A task or process that started and ended within the step is missed.
 """
@@ -61,10 +63,12 @@ def _is_kernel_thread(pid: int) -> bool:
     return pid == _KTHREADD or (bool(fields) and int(fields[1]) == _KTHREADD)
 
 
-def _machine_ticks() -> dict[str, int]:
-    """The whole machine's idle and steal clock ticks (``/proc/stat``'s first line)."""
-    fields = (_read("/proc/stat") or "cpu 0 0 0 0 0 0 0 0").split("\n", 1)[0].split()
-    return {"idle": int(fields[4]), "steal": int(fields[8])}
+def _machine() -> dict[str, int]:
+    """The whole machine's idle and steal clock ticks and its context switches so far."""
+    lines = (_read("/proc/stat") or "cpu 0 0 0 0 0 0 0 0\nctxt 0").splitlines()
+    cpu = lines[0].split()
+    switches = next((int(line.split()[1]) for line in lines if line.startswith("ctxt ")), 0)
+    return {"idle": int(cpu[4]), "steal": int(cpu[8]), "switches": switches}
 
 
 def _tasks() -> dict[int, tuple[int, str, int]]:
@@ -86,6 +90,7 @@ class CpuDuring:
         self.server_pid = server_pid
         self.used: dict[str, float] = {}
         self.busiest: list[tuple[str, int, float]] = []  # (name, process id, ms)
+        self.switches = 0  # the machine's context switches
 
     def __enter__(self) -> CpuDuring:
         mine = os.getpid()
@@ -95,13 +100,13 @@ class CpuDuring:
         # Read last on the way in and first on the way out: the scans above are the
         # runner's own CPU, not the step's.
         self._ticks = {pid: _process_ticks(pid) for pid in self._server | self._bench}
-        self._machine = _machine_ticks()
+        self._machine = _machine()
         self._client = time.process_time_ns()
         return self
 
     def __exit__(self, *exc: object) -> None:
         client = time.process_time_ns() - self._client
-        machine = _machine_ticks()
+        machine = _machine()
         ticks = {pid: _process_ticks(pid) - before for pid, before in self._ticks.items()}
         tasks = _tasks()
         ours = self._server | self._bench | {os.getpid()}
@@ -119,6 +124,7 @@ class CpuDuring:
             "others": sum(ns for (_, pid), ns in spent.items() if pid not in kernel) / 1e6,
             **{k: _MS_PER_TICK * (machine[k] - self._machine[k]) for k in ("idle", "steal")},
         }
+        self.switches = machine["switches"] - self._machine["switches"]
         ranked = sorted(spent.items(), key=lambda item: -item[1])[:TOP]
         self.busiest = [(name, pid, ns / 1e6) for (name, pid), ns in ranked]
 
@@ -127,6 +133,7 @@ class CpuDuring:
         process id, milliseconds and the process's command line (if still there)."""
         return {
             **{f"{side}_ms": round(ms, 1) for side, ms in self.used.items()},
+            "switches": self.switches,
             "busiest_outside": [
                 [name, pid, round(ms, 1),
                  (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ").strip()[:120]]
@@ -137,8 +144,8 @@ class CpuDuring:
 
 def describe(cpu: dict | None) -> str:
     """One run's accounting for the report, e.g. ``server 60, client 20, bench 0,
-    kernel 2, others 46 (kdamond.0 45), idle 30, steal 0 ms``: the busiest tasks
-    outside the benchmark, kernel threads or not, are named after ``others``."""
+    kernel 2, others 46 (kdamond.0 45), idle 30, steal 0 ms, 900 switches``: the busiest
+    tasks outside the benchmark, kernel threads or not, are named after ``others``."""
     if not cpu:
         return "-"
     named = ", ".join(f"{name} {ms:.0f}" for name, _, ms, _ in cpu["busiest_outside"] if ms >= 1)
@@ -148,4 +155,5 @@ def describe(cpu: dict | None) -> str:
             parts.append(f"{side} {cpu[f'{side}_ms']:.0f}")
             if side == "others" and named:
                 parts[-1] += f" ({named})"
-    return ", ".join(parts) + " ms"
+    switches = f", {cpu['switches']} switches" if "switches" in cpu else ""
+    return ", ".join(parts) + " ms" + switches

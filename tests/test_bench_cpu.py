@@ -119,12 +119,36 @@ def test_a_busy_step_leaves_less_idle_than_a_sleeping_one():
     assert asleep.used["steal"] >= 0 and "steal_ms" in asleep.numbers()
 
 
+def test_tasks_handing_over_to_each_other_are_counted_as_context_switches():
+    """Two processes passing a byte back and forth 5000 times switch at least 10000
+    times; the machine idling as long switches far less."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nwhile sys.stdin.buffer.read(1):\n"
+         "    sys.stdout.buffer.write(b'x'); sys.stdout.buffer.flush()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+    )
+    try:
+        with CpuDuring() as busy:
+            for _ in range(5000):
+                child.stdin.write(b"x")
+                assert child.stdout.read(1) == b"x"
+        seconds = max(0.1, (busy.used["client"] + busy.used["bench"]) / 1000)
+        with CpuDuring() as asleep:
+            time.sleep(seconds)
+    finally:
+        child.kill()
+        child.wait()
+    assert busy.switches >= 10000
+    assert asleep.switches < busy.switches / 2
+    assert busy.numbers()["switches"] == busy.switches
+
+
 def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
     quiet = {"server_ms": 70.0, "client_ms": 20.0, "bench_ms": 0.0, "kernel_ms": 0.4,
              "others_ms": 0.0, "idle_ms": 10.0, "steal_ms": 0.0,
              "busiest_outside": [["kworker/0:1", 31, 0.4, ""]]}
     busy = {"server_ms": 70.0, "client_ms": 30.0, "bench_ms": 10.0, "kernel_ms": 46.5,
-            "others_ms": 3.0, "idle_ms": 0.0, "steal_ms": 10.0,
+            "others_ms": 3.0, "idle_ms": 0.0, "steal_ms": 10.0, "switches": 1200,
             "busiest_outside": [["kdamond.0", 77, 45.2, ""], ["top", 900, 3.0, "top"],
                                 ["kswapd0", 60, 0.3, ""]]}
     merged = _median([
@@ -140,7 +164,8 @@ def test_each_run_keeps_its_own_accounting_and_the_report_lists_them():
     assert row[1] == "-" and row[3] is None
     assert row[2] == (
         "server 70, client 30, bench 10, kernel 46, others 3 (kdamond.0 45, top 3), idle 0, "
-        "steal 10 ms; server 70, client 20, bench 0, kernel 0, others 0, idle 10, steal 0 ms"
+        "steal 10 ms, 1200 switches; "
+        "server 70, client 20, bench 0, kernel 0, others 0, idle 10, steal 0 ms"
     )
 
 

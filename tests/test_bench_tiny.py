@@ -58,7 +58,7 @@ def test_tiny_benchmark_runs_both_services(tmp_path):
     # Each run's POST and bare transfer was accounted for (a bare one has no server).
     runs = len(w1["upload_vs_physical_runs"])
     assert len(w1["upload_cpu_runs"]) == len(w1["bare_cpu_runs"]) == runs
-    sides = {f"{side}_ms" for side in SIDES} | {"busiest_outside"}
+    sides = {f"{side}_ms" for side in SIDES} | {"switches", "busiest_outside"}
     assert all(set(c) == sides for c in w1["upload_cpu_runs"] + w1["bare_cpu_runs"])
     assert all(c["server_ms"] == 0 for c in w1["bare_cpu_runs"])
     report = (out / "results.md").read_text()
