@@ -28,12 +28,15 @@ from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, Download, 
 PROGRESS_THRESHOLD = 10 * 1024 * 1024
 
 FILE = "files { path size sha256 url modifiedAt }"
-# What the service says when a query of ours names what its schema lacks: a service
-# older than these plugins (its type and the field or argument, in either order).
-_UNKNOWN_TO_SERVICE = re.compile(
-    r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'"
-    r"|Expected value of type '(?P<type2>\w+)' not to include unknown field '(?P<field2>\w+)'"
-    r"|Unknown argument '(?P<field3>\w+)' on field '(?P<type3>[\w.]+)'"
+# What the service says when a query of ours names what its schema lacks (a field, an
+# input field, an argument): a service older than these plugins.
+_UNKNOWN_TO_SERVICE = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'",
+        r"Expected value of type '(?P<type>\w+)' not to include unknown field '(?P<field>\w+)'",
+        r"Unknown argument '(?P<field>\w+)' on field '(?P<type>[\w.]+)'",
+    )
 )
 # The assignments the caller may fetch (released), or see (also those submitted to).
 RELEASED = "query($c: String!) { course(id: $c) { assignments(released: true) { name } } }"
@@ -145,15 +148,14 @@ class Exchange(ABCExchange):
             return f"the exchange service at {self.service_url} did not accept your token: {error}"
         if error.code == "PAYLOAD_TOO_LARGE":
             return f"too large for the exchange: {error}"
-        if error.code == "BAD_USER_INPUT" and (unknown := _UNKNOWN_TO_SERVICE.search(str(error))):
-            parts = unknown.groupdict()
-            what = next(parts[k] for k in ("type", "type2", "type3") if parts[k])
-            name = next(parts[k] for k in ("field", "field2", "field3") if parts[k])
-            return (
-                f"the exchange service at {self.service_url} is older than this nbgrader"
-                f" plugin (it has no {what}.{name}): upgrade the service, or install the"
-                " plugin of the service's version"
-            )
+        if error.code == "BAD_USER_INPUT":
+            for pattern in _UNKNOWN_TO_SERVICE:
+                if unknown := pattern.search(str(error)):
+                    return (
+                        f"the exchange service at {self.service_url} is older than this"
+                        f" nbgrader plugin (it has no {unknown['type']}.{unknown['field']}):"
+                        " upgrade the service, or install the plugin of the service's version"
+                    )
         return str(error)
 
     @property
