@@ -8,15 +8,17 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
 from nbgrader.apps.api import NbGraderAPI
+from nbgrader.utils import parse_utc
 from traitlets.config import Config
 
 from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, LocalFile
 from ngshare_gql.nbgrader.exchange import Exchange
+from ngshare_gql.nbgrader.submit import ExchangeSubmit
 from tests.nbgrader_flow import User, environment, plugin_config
 from tests.servers import free_port, gunicorn_server, service_env
 
@@ -611,6 +613,64 @@ def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(peop
     elsewhere.ok("collect", ps, "--update")
     with open(stamp) as fh:
         assert fh.read() == late
+
+
+def test_collect_warns_of_a_timestamp_well_before_the_service_received_it(
+    people, monkeypatch
+):
+    """nbgrader judges lateness by the timestamp a submission carries, which the student's
+    side writes.  The service knows when it received each one; collect warns where the
+    timestamp lies more than a few minutes before that, and names a due date it hides."""
+    teacher, person, ps = people
+    due = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=30)
+    teacher.ok("db", "assignment", "add", ps, f"--duedate={due.isoformat()} UTC")
+    teacher.ok("release_assignment", ps, "--force")
+
+    def submit_set_back(student: User, minutes: int) -> None:
+        def set_back(app: ExchangeSubmit) -> None:
+            then = datetime.now(timezone.utc) - timedelta(minutes=minutes)
+            app.timestamp = then.strftime(app.timestamp_format)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ExchangeSubmit, "set_timestamp", set_back)
+            student.ok("submit", ps)
+
+    for name, minutes in (("alice", 60), ("bob", 0), ("carol", 2)):
+        student = person(name)
+        student.ok("fetch_assignment", ps)
+        submit_set_back(student, minutes)
+
+    out = teacher.ok("collect", ps, "--before-duedate")
+    warned = [line for line in out.splitlines() if "judges lateness by the timestamp" in line]
+    assert len(warned) == 1, out
+    assert re.search(
+        r"alice's submission .* reached the service at .* UTC, 60 minutes after its "
+        rf"timestamp and after the due date \({due:%Y-%m-%d %H:%M:%S} UTC\): ",
+        warned[0],
+    ), warned[0]
+    # alice's set-back copy is still what --before-duedate collects, as nbgrader would.
+    stamp = os.path.join(teacher.home, "submitted", "alice", ps, "timestamp.txt")
+    with open(stamp) as fh:
+        assert parse_utc(fh.read()) < due
+
+    # Without a due date in between, the warning still says how far apart they are.
+    write(teacher.home, f"release/{ps}b/{ps}b.ipynb", NOTEBOOK)
+    teacher.ok("release_assignment", f"{ps}b")
+    alice = person("alice")
+    alice.ok("fetch_assignment", f"{ps}b")
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            ExchangeSubmit,
+            "set_timestamp",
+            lambda app: setattr(app, "timestamp", "2001-01-01 00:00:00.000000 UTC"),
+        )
+        alice.ok("submit", f"{ps}b")
+    out = teacher.ok("collect", f"{ps}b")
+    assert re.search(
+        r"alice's submission 2001-01-01 00:00:00.000000 UTC reached the service at "
+        r"\d{4}-.* UTC, \d+ days after its timestamp: the student's clock is wrong",
+        out,
+    ), out
 
 
 def test_a_service_older_than_the_plugins_is_named_as_such(people, monkeypatch, service):

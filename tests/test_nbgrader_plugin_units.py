@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange.abc import ExchangeError
 
 from ngshare_gql.nbgrader import ExchangeFetchAssignment, configure
+from ngshare_gql.nbgrader.collect import _span
 from ngshare_gql.nbgrader.exchange import (
     PROGRESS_THRESHOLD,
     Exchange,
@@ -92,3 +94,12 @@ def test_configure_sets_every_factory_trait():
     assert c.ExchangeFactory.collect == "ngshare_gql.nbgrader.collect.ExchangeCollect"
     assert len(c.ExchangeFactory) == 8
     assert c.Exchange.url == "http://svc/"
+
+
+@pytest.mark.parametrize(
+    ("minutes", "said"),
+    [(6, "6 minutes"), (119, "119 minutes"), (120, "2 hours"), (47 * 60 + 59, "47 hours"),
+     (48 * 60, "2 days"), (9461 * 24 * 60, "9461 days")],
+)
+def test_a_set_back_timestamp_is_told_in_the_unit_a_person_would_use(minutes, said):
+    assert _span(timedelta(minutes=minutes, seconds=30)) == said

@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCExchangeCollect
@@ -36,13 +36,34 @@ SUBMITTERS = """query($c: String!, $a: String!) {
 }"""
 
 
+# How far a submission's timestamp may lie before the service received it: the
+# upload's length and the difference of two clocks.  Beyond that, the timestamp that
+# nbgrader judges lateness by is not the submit's own.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def received_time(submission: dict) -> datetime:
+    """When the service received the submission, in naive UTC as nbgrader compares."""
+    received = datetime.fromisoformat(submission["receivedAt"])
+    return received.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _span(delta: timedelta) -> str:
+    """A duration in the unit a person would say it in."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} hours"
+    return f"{minutes // (24 * 60)} days"
+
+
 def submission_time(submission: dict) -> datetime:
     """The client's timestamp (what nbgrader compares), else when the server got it."""
     try:
         return parse_utc(submission["timestamp"])
     except (ValueError, OverflowError):
-        received = datetime.fromisoformat(submission["receivedAt"])
-        return received.astimezone(timezone.utc).replace(tzinfo=None)
+        return received_time(submission)
 
 
 class ExchangeCollect(Exchange, ABCExchangeCollect):
@@ -136,8 +157,33 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.log.info(f"Updating submission: {student_id} {name}")
             else:
                 self.log.info(f"Collecting submission: {student_id} {name}")
+            self.warn_if_backdated(rec)
             pending.append((rec, dest_path, updating))
         self.copy_submissions(pending)
+
+    def warn_if_backdated(self, submission: dict) -> None:
+        """Say so when a submission's timestamp lies well before the service received
+        it: the default exchange cannot tell, but a timestamp set back (a wrong clock,
+        an altered timestamp.txt) would hide a late submission from nbgrader."""
+        claimed, received = submission_time(submission), received_time(submission)
+        if received - claimed <= CLOCK_SLACK:
+            return
+        due = getattr(self, "duedate", None)
+        hidden = (
+            f" and after the due date ({due:%Y-%m-%d %H:%M:%S} UTC)"
+            if due is not None and claimed <= due < received
+            else ""
+        )
+        self.log.warning(
+            "%s's submission %s reached the service at %s UTC, %s after its timestamp%s: "
+            "the student's clock is wrong or the timestamp was altered, and nbgrader "
+            "judges lateness by the timestamp",
+            submission["student"],
+            submission["timestamp"],
+            f"{received:%Y-%m-%d %H:%M:%S}",
+            _span(received - claimed),
+            hidden,
+        )
 
     def selected(self, files: list[dict]) -> list[dict]:
         """CourseDirectory.ignore, include and max_file_size, as the default exchange
