@@ -615,62 +615,68 @@ def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(peop
         assert fh.read() == late
 
 
-def test_collect_warns_of_a_timestamp_well_before_the_service_received_it(
+def test_collect_warns_of_a_timestamp_far_from_when_the_service_received_it(
     people, monkeypatch
 ):
     """nbgrader judges lateness by the timestamp a submission carries, which the student's
     side writes.  The service knows when it received each one; collect warns where the
-    timestamp lies more than a few minutes before that, and names a due date it hides."""
+    two lie more than a few minutes apart, either way, and names a due date between."""
     teacher, person, ps = people
-    due = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=30)
-    teacher.ok("db", "assignment", "add", ps, f"--duedate={due.isoformat()} UTC")
-    teacher.ok("release_assignment", ps, "--force")
 
-    def submit_set_back(student: User, minutes: int) -> None:
-        def set_back(app: ExchangeSubmit) -> None:
+    def submit_shifted(student: User, assignment: str, minutes: float) -> None:
+        """Submit with a timestamp ``minutes`` before now (after, if negative)."""
+
+        def shifted(app: ExchangeSubmit) -> None:
             then = datetime.now(timezone.utc) - timedelta(minutes=minutes)
             app.timestamp = then.strftime(app.timestamp_format)
 
         with monkeypatch.context() as patch:
-            patch.setattr(ExchangeSubmit, "set_timestamp", set_back)
-            student.ok("submit", ps)
+            patch.setattr(ExchangeSubmit, "set_timestamp", shifted)
+            student.ok("submit", assignment)
 
-    for name, minutes in (("alice", 60), ("bob", 0), ("carol", 2)):
+    def warnings(out: str) -> list[str]:
+        return [line for line in out.splitlines() if "judges lateness by" in line]
+
+    # Due half an hour ago: a timestamp set back an hour hides a late submission.
+    due = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=30)
+    teacher.ok("db", "assignment", "add", ps, f"--duedate={due.isoformat()} UTC")
+    teacher.ok("release_assignment", ps, "--force")
+    for name, minutes in (("alice", 60), ("bob", 0), ("carol", 4)):
         student = person(name)
         student.ok("fetch_assignment", ps)
-        submit_set_back(student, minutes)
-
+        submit_shifted(student, ps, minutes)
     out = teacher.ok("collect", ps, "--before-duedate")
-    warned = [line for line in out.splitlines() if "judges lateness by the timestamp" in line]
-    assert len(warned) == 1, out
+    assert len(warnings(out)) == 1, out
     assert re.search(
         r"alice's submission .* reached the service at .* UTC, 60 minutes after its "
-        rf"timestamp and after the due date \({due:%Y-%m-%d %H:%M:%S} UTC\): ",
-        warned[0],
-    ), warned[0]
+        rf"timestamp and after the due date \({due:%Y-%m-%d %H:%M:%S} UTC\): the "
+        r"student's clock is wrong or the timestamp was altered",
+        warnings(out)[0],
+    ), out
     # alice's set-back copy is still what --before-duedate collects, as nbgrader would.
     stamp = os.path.join(teacher.home, "submitted", "alice", ps, "timestamp.txt")
     with open(stamp) as fh:
         assert parse_utc(fh.read()) < due
 
-    # Without a due date in between, the warning still says how far apart they are.
-    write(teacher.home, f"release/{ps}b/{ps}b.ipynb", NOTEBOOK)
-    teacher.ok("release_assignment", f"{ps}b")
-    alice = person("alice")
-    alice.ok("fetch_assignment", f"{ps}b")
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            ExchangeSubmit,
-            "set_timestamp",
-            lambda app: setattr(app, "timestamp", "2001-01-01 00:00:00.000000 UTC"),
-        )
-        alice.ok("submit", f"{ps}b")
-    out = teacher.ok("collect", f"{ps}b")
+    # Due in half an hour: a clock two hours ahead makes an early submission look late;
+    # one set back years, with no due date between, still says how far.
+    later = f"{ps}b"
+    due = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=30)
+    write(teacher.home, f"release/{later}/{later}.ipynb", NOTEBOOK)
+    teacher.ok("db", "assignment", "add", later, f"--duedate={due.isoformat()} UTC")
+    teacher.ok("release_assignment", later)
+    for name, minutes in (("alice", 25 * 365 * 24 * 60), ("bob", -120), ("carol", -4)):
+        student = person(name)
+        student.ok("fetch_assignment", later)
+        submit_shifted(student, later, minutes)
+    said = sorted(warnings(teacher.ok("collect", later)))
+    assert len(said) == 2, said
+    assert re.search(r"alice's submission .* UTC, 9125 days after its timestamp: ", said[0])
     assert re.search(
-        r"alice's submission 2001-01-01 00:00:00.000000 UTC reached the service at "
-        r"\d{4}-.* UTC, \d+ days after its timestamp: the student's clock is wrong",
-        out,
-    ), out
+        r"bob's submission .* UTC, 2 hours before its timestamp and before the due date "
+        rf"\({due:%Y-%m-%d %H:%M:%S} UTC\): ",
+        said[1],
+    ), said
 
 
 def test_a_service_older_than_the_plugins_is_named_as_such(people, monkeypatch, service):

@@ -97,9 +97,10 @@ def test_configure_sets_every_factory_trait():
 
 
 @pytest.mark.parametrize(
-    ("minutes", "said"),
-    [(6, "6 minutes"), (119, "119 minutes"), (120, "2 hours"), (47 * 60 + 59, "47 hours"),
-     (48 * 60, "2 days"), (9461 * 24 * 60, "9461 days")],
+    ("seconds", "said"),
+    [(6 * 60 + 20, "6 minutes"), (119 * 60 + 20, "119 minutes"), (119 * 60 + 59, "2 hours"),
+     (47 * 3600 + 20 * 60, "47 hours"), (47 * 3600 + 40 * 60, "2 days"),
+     (9461 * 86400 - 60, "9461 days")],
 )
-def test_a_set_back_timestamp_is_told_in_the_unit_a_person_would_use(minutes, said):
-    assert _span(timedelta(minutes=minutes, seconds=30)) == said
+def test_a_misdated_timestamp_is_told_in_the_unit_a_person_would_use(seconds, said):
+    assert _span(timedelta(seconds=seconds)) == said

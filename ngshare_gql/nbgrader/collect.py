@@ -36,7 +36,7 @@ SUBMITTERS = """query($c: String!, $a: String!) {
 }"""
 
 
-# How far a submission's timestamp may lie before the service received it: the
+# How far a submission's timestamp may lie from when the service received it: the
 # upload's length and the difference of two clocks.  Beyond that, the timestamp that
 # nbgrader judges lateness by is not the submit's own.
 CLOCK_SLACK = timedelta(minutes=5)
@@ -49,13 +49,13 @@ def received_time(submission: dict) -> datetime:
 
 
 def _span(delta: timedelta) -> str:
-    """A duration in the unit a person would say it in."""
-    minutes = int(delta.total_seconds() // 60)
+    """A duration, rounded, in the unit a person would say it in."""
+    minutes = round(delta.total_seconds() / 60)
     if minutes < 120:
         return f"{minutes} minutes"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} hours"
-    return f"{minutes // (24 * 60)} days"
+    if round(minutes / 60) < 48:
+        return f"{round(minutes / 60)} hours"
+    return f"{round(minutes / (24 * 60))} days"
 
 
 def submission_time(submission: dict) -> datetime:
@@ -157,32 +157,32 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.log.info(f"Updating submission: {student_id} {name}")
             else:
                 self.log.info(f"Collecting submission: {student_id} {name}")
-            self.warn_if_backdated(rec)
+            self.warn_if_misdated(rec)
             pending.append((rec, dest_path, updating))
         self.copy_submissions(pending)
 
-    def warn_if_backdated(self, submission: dict) -> None:
-        """Say so when a submission's timestamp lies well before the service received
-        it: the default exchange cannot tell, but a timestamp set back (a wrong clock,
-        an altered timestamp.txt) would hide a late submission from nbgrader."""
+    def warn_if_misdated(self, submission: dict) -> None:
+        """Say so when a submission's timestamp lies well before or after the service
+        received it: the default exchange cannot tell, but a wrong clock or an altered
+        timestamp.txt would hide a late submission from nbgrader, or make one late."""
         claimed, received = submission_time(submission), received_time(submission)
-        if received - claimed <= CLOCK_SLACK:
+        if abs(received - claimed) <= CLOCK_SLACK:
             return
         due = getattr(self, "duedate", None)
-        hidden = (
-            f" and after the due date ({due:%Y-%m-%d %H:%M:%S} UTC)"
-            if due is not None and claimed <= due < received
-            else ""
-        )
+        if received > claimed:
+            when, crossed = "after", due is not None and claimed <= due < received
+        else:
+            when, crossed = "before", due is not None and received <= due < claimed
         self.log.warning(
-            "%s's submission %s reached the service at %s UTC, %s after its timestamp%s: "
+            "%s's submission %s reached the service at %s UTC, %s %s its timestamp%s: "
             "the student's clock is wrong or the timestamp was altered, and nbgrader "
             "judges lateness by the timestamp",
             submission["student"],
             submission["timestamp"],
             f"{received:%Y-%m-%d %H:%M:%S}",
-            _span(received - claimed),
-            hidden,
+            _span(abs(received - claimed)),
+            when,
+            f" and {when} the due date ({due:%Y-%m-%d %H:%M:%S} UTC)" if crossed else "",
         )
 
     def selected(self, files: list[dict]) -> list[dict]:
