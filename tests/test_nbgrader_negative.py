@@ -18,7 +18,7 @@ from traitlets.config import Config
 
 from ngshare_gql.client import DOWNLOAD_WORKERS, Client, ClientError, LocalFile
 from ngshare_gql.nbgrader.exchange import Exchange
-from ngshare_gql.nbgrader.submit import ExchangeSubmit
+from ngshare_gql.nbgrader.submit import SUBMIT, ExchangeSubmit
 from tests.nbgrader_flow import User, environment, plugin_config
 from tests.servers import free_port, gunicorn_server, service_env
 
@@ -618,24 +618,31 @@ def test_before_duedate_uses_the_service_due_time_without_a_local_gradebook(peop
 def test_collect_warns_of_a_timestamp_far_from_when_the_service_received_it(
     people, monkeypatch
 ):
-    """nbgrader judges lateness by the timestamp a submission carries, which the student's
-    side writes.  The service knows when it received each one; collect warns where the
-    two lie more than a few minutes apart, either way, and names a due date between."""
+    """nbgrader judges lateness by the timestamp.txt a submission carries, which the
+    student's side writes.  The service knows when it received each one; collect warns
+    where the collected file's time lies well apart from that, either way, and names a
+    due date between them."""
     teacher, person, ps = people
 
-    def submit_shifted(student: User, assignment: str, minutes: float) -> None:
-        """Submit with a timestamp ``minutes`` before now (after, if negative)."""
+    def submit_shifted(student: User, assignment: str, minutes: float, file_only=False):
+        """Submit with a timestamp ``minutes`` before now (after, if negative); with
+        ``file_only``, as an altered client would: only timestamp.txt says so."""
+        now = datetime.now(timezone.utc)
+        then = (now - timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+        real_call = ExchangeSubmit.call
 
-        def shifted(app: ExchangeSubmit) -> None:
-            then = datetime.now(timezone.utc) - timedelta(minutes=minutes)
-            app.timestamp = then.strftime(app.timestamp_format)
+        def call(app: ExchangeSubmit, query: str, variables=None, uploads=None) -> dict:
+            if file_only and query == SUBMIT:
+                variables = {**variables, "ts": now.strftime("%Y-%m-%d %H:%M:%S.%f %Z")}
+            return real_call(app, query, variables, uploads)
 
         with monkeypatch.context() as patch:
-            patch.setattr(ExchangeSubmit, "set_timestamp", shifted)
+            patch.setattr(ExchangeSubmit, "set_timestamp", lambda a: setattr(a, "timestamp", then))
+            patch.setattr(ExchangeSubmit, "call", call)
             student.ok("submit", assignment)
 
     def warnings(out: str) -> list[str]:
-        return [line for line in out.splitlines() if "judges lateness by" in line]
+        return sorted(line for line in out.splitlines() if "judges lateness by" in line)
 
     # Due half an hour ago: a timestamp set back an hour hides a late submission.
     due = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=30)
@@ -645,36 +652,41 @@ def test_collect_warns_of_a_timestamp_far_from_when_the_service_received_it(
         student = person(name)
         student.ok("fetch_assignment", ps)
         submit_shifted(student, ps, minutes)
-    out = teacher.ok("collect", ps, "--before-duedate")
-    assert len(warnings(out)) == 1, out
+    said = warnings(teacher.ok("collect", ps, "--before-duedate"))
+    assert len(said) == 1, said
     assert re.search(
-        r"alice's submission .* reached the service at .* UTC, 60 minutes after its "
-        rf"timestamp and after the due date \({due:%Y-%m-%d %H:%M:%S} UTC\): the "
-        r"student's clock is wrong or the timestamp was altered",
-        warnings(out)[0],
-    ), out
+        rf"alice's submission of '{ps}', stamped .* UTC, reached the service at .* UTC, 60 "
+        rf"minutes after its timestamp and after the due date \({due:%Y-%m-%d %H:%M:%S} "
+        r"UTC\): a slow upload, a wrong clock or an altered timestamp.txt; ",
+        said[0],
+    ), said
     # alice's set-back copy is still what --before-duedate collects, as nbgrader would.
     stamp = os.path.join(teacher.home, "submitted", "alice", ps, "timestamp.txt")
     with open(stamp) as fh:
         assert parse_utc(fh.read()) < due
+    # Collected already, nothing new: nothing said again.
+    assert warnings(teacher.ok("collect", ps)) == []
 
     # Due in half an hour: a clock two hours ahead makes an early submission look late;
-    # one set back years, with no due date between, still says how far.
+    # a timestamp.txt set back years, sent with a timestamp of now (an altered client),
+    # is what nbgrader reads, so it is what collect checks.
     later = f"{ps}b"
     due = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=30)
     write(teacher.home, f"release/{later}/{later}.ipynb", NOTEBOOK)
     teacher.ok("db", "assignment", "add", later, f"--duedate={due.isoformat()} UTC")
     teacher.ok("release_assignment", later)
-    for name, minutes in (("alice", 25 * 365 * 24 * 60), ("bob", -120), ("carol", -4)):
+    for name, minutes, file_only in (
+        ("alice", 25 * 365 * 24 * 60, True), ("bob", -121, False), ("carol", -4, False)
+    ):
         student = person(name)
         student.ok("fetch_assignment", later)
-        submit_shifted(student, later, minutes)
-    said = sorted(warnings(teacher.ok("collect", later)))
+        submit_shifted(student, later, minutes, file_only)
+    said = warnings(teacher.ok("collect", later))
     assert len(said) == 2, said
-    assert re.search(r"alice's submission .* UTC, 9125 days after its timestamp: ", said[0])
+    assert re.search(r"alice's .*, 9125 days after its timestamp: a slow upload", said[0])
     assert re.search(
-        r"bob's submission .* UTC, 2 hours before its timestamp and before the due date "
-        rf"\({due:%Y-%m-%d %H:%M:%S} UTC\): ",
+        r"bob's .* UTC, 2 hours before its timestamp and before the due date "
+        rf"\({due:%Y-%m-%d %H:%M:%S} UTC\): a wrong clock or an altered timestamp.txt; ",
         said[1],
     ), said
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange.abc import ExchangeError
 
 from ngshare_gql.nbgrader import ExchangeFetchAssignment, configure
-from ngshare_gql.nbgrader.collect import _span
+from ngshare_gql.nbgrader.collect import ExchangeCollect, in_words
 from ngshare_gql.nbgrader.exchange import (
     PROGRESS_THRESHOLD,
     Exchange,
@@ -98,9 +98,68 @@ def test_configure_sets_every_factory_trait():
 
 @pytest.mark.parametrize(
     ("seconds", "said"),
-    [(6 * 60 + 20, "6 minutes"), (119 * 60 + 20, "119 minutes"), (119 * 60 + 59, "2 hours"),
-     (47 * 3600 + 20 * 60, "47 hours"), (47 * 3600 + 40 * 60, "2 days"),
-     (9461 * 86400 - 60, "9461 days")],
+    [(6 * 60 + 20, "6 minutes"), (119 * 60 + 20, "119 minutes"), (119 * 60 + 40, "2 hours"),
+     (150 * 60, "3 hours"), (210 * 60, "4 hours"), (47 * 3600 + 20 * 60, "47 hours"),
+     (47 * 3600 + 40 * 60, "2 days"), (9461 * 86400 - 60, "9461 days")],
 )
 def test_a_misdated_timestamp_is_told_in_the_unit_a_person_would_use(seconds, said):
-    assert _span(timedelta(seconds=seconds)) == said
+    assert in_words(timedelta(seconds=seconds)) == said
+
+
+RECEIVED = datetime(2026, 11, 27, 8, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "size", "due", "said"),
+    [
+        # within the clock slack, either way: nothing said
+        ("2026-11-27 07:55:00.000000 UTC", 0, None, None),
+        ("2026-11-27 08:05:00.000000 UTC", 0, None, None),
+        # one second beyond it
+        ("2026-11-27 07:54:59.000000 UTC", 0, None, "5 minutes after its timestamp: a slow"),
+        ("2026-11-27 08:05:01.000000 UTC", 0, None, "5 minutes before its timestamp: a wrong"),
+        # 100 MB may take 800 s more to arrive at 1 Mbit/s, not to be stamped later
+        ("2026-11-27 07:42:00.000000 UTC", 100_000_000, None, None),
+        ("2026-11-27 07:41:00.000000 UTC", 100_000_000, None, "19 minutes after"),
+        ("2026-11-27 08:06:00.000000 UTC", 100_000_000, None, "6 minutes before"),
+        # a due date between the two, either way
+        ("2026-11-27 07:00:00.000000 UTC", 0, datetime(2026, 11, 27, 7, 30),
+         "60 minutes after its timestamp and after the due date (2026-11-27 07:30:00 UTC)"),
+        ("2026-11-27 09:00:00.000000 UTC", 0, datetime(2026, 11, 27, 8, 30),
+         "60 minutes before its timestamp and before the due date (2026-11-27 08:30:00 UTC)"),
+        ("2026-11-27 09:00:00.000000 UTC", 0, datetime(2026, 11, 27, 9, 30),
+         "60 minutes before its timestamp: "),
+        # a zone abbreviation nbgrader's parse_utc does not know is read as UTC
+        ("2026-11-27 10:00:00.000000 CEST", 0, None,
+         "stamped 2026-11-27 10:00:00.000000 CEST (read as 2026-11-27 10:00:00 UTC), reached "
+         "the service at 2026-11-27 08:00:00 UTC, 2 hours before its timestamp"),
+        # what autograde will stop at
+        ("next tuesday-ish", 0, None,
+         "has a timestamp.txt nbgrader cannot read ('next tuesday-ish'), which autograde"),
+        # none, or empty: nbgrader counts it on time (and warns of an empty one itself)
+        (None, 0, None, None),
+        ("", 0, None, None),
+    ],
+)
+def test_collect_warns_of_a_timestamp_txt_far_from_the_services_receipt(
+    tmp_path, caplog, stamp, size, due, said
+):
+    collect = ExchangeCollect(coursedir=CourseDirectory(assignment_id="ps1"))
+    collect.log = logging.getLogger("misdated-test")
+    collect.duedate = due
+    if stamp is not None:
+        (tmp_path / "timestamp.txt").write_text(stamp)
+    record = {
+        "student": "alice",
+        "timestamp": "what the client said, not what nbgrader reads",
+        "receivedAt": RECEIVED.replace(tzinfo=timezone.utc).isoformat(),
+        "files": [{"size": str(size)}],
+    }
+    with caplog.at_level(logging.WARNING, logger="misdated-test"):
+        collect.warn_if_misdated(record, str(tmp_path))
+    lines = [r.getMessage() for r in caplog.records]
+    if said is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith("alice's submission of 'ps1'")
+        assert said in lines[0], lines[0]

@@ -36,10 +36,11 @@ SUBMITTERS = """query($c: String!, $a: String!) {
 }"""
 
 
-# How far a submission's timestamp may lie from when the service received it: the
-# upload's length and the difference of two clocks.  Beyond that, the timestamp that
-# nbgrader judges lateness by is not the submit's own.
+# How far the timestamp nbgrader judges lateness by may lie from when the service
+# received the submission: the difference of two clocks, and, received after it, the
+# upload's length at a slow link's pace (the service notes the time once all arrived).
 CLOCK_SLACK = timedelta(minutes=5)
+SLOW_LINK = 125_000  # bytes a second: 1 Mbit/s
 
 
 def received_time(submission: dict) -> datetime:
@@ -48,14 +49,14 @@ def received_time(submission: dict) -> datetime:
     return received.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _span(delta: timedelta) -> str:
-    """A duration, rounded, in the unit a person would say it in."""
-    minutes = round(delta.total_seconds() / 60)
-    if minutes < 120:
-        return f"{minutes} minutes"
-    if round(minutes / 60) < 48:
-        return f"{round(minutes / 60)} hours"
-    return f"{round(minutes / (24 * 60))} days"
+def in_words(delta: timedelta) -> str:
+    """A duration in the unit a person would say it in, to the nearest whole one."""
+    seconds = delta.total_seconds()
+    if seconds < 119.5 * 60:
+        return f"{int(seconds / 60 + 0.5)} minutes"
+    if seconds < 47.5 * 3600:
+        return f"{int(seconds / 3600 + 0.5)} hours"
+    return f"{int(seconds / 86400 + 0.5)} days"
 
 
 def submission_time(submission: dict) -> datetime:
@@ -157,32 +158,51 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.log.info(f"Updating submission: {student_id} {name}")
             else:
                 self.log.info(f"Collecting submission: {student_id} {name}")
-            self.warn_if_misdated(rec)
             pending.append((rec, dest_path, updating))
         self.copy_submissions(pending)
 
-    def warn_if_misdated(self, submission: dict) -> None:
-        """Say so when a submission's timestamp lies well before or after the service
-        received it: the default exchange cannot tell, but a wrong clock or an altered
-        timestamp.txt would hide a late submission from nbgrader, or make one late."""
-        claimed, received = submission_time(submission), received_time(submission)
-        if abs(received - claimed) <= CLOCK_SLACK:
+    def warn_if_misdated(self, submission: dict, dest_path: str) -> None:
+        """Say so when the timestamp.txt just collected, which nbgrader judges lateness
+        by, cannot be read or lies far from when the service received the submission:
+        the default exchange cannot tell, but a wrong clock or an altered file would
+        hide a late submission, or make an on-time one late."""
+        who = f"{submission['student']}'s submission of '{self.coursedir.assignment_id}'"
+        received = received_time(submission)
+        try:
+            with open(os.path.join(dest_path, "timestamp.txt")) as fh:
+                stamp = fh.read().strip()
+        except (OSError, UnicodeDecodeError):  # none (nbgrader: not late), or unreadable
+            return
+        if not stamp:
+            return  # nbgrader warns of an empty one itself
+        try:
+            claimed = parse_utc(stamp)
+        except (ValueError, OverflowError):
+            self.log.warning(
+                "%s has a timestamp.txt nbgrader cannot read (%r), which autograde will "
+                "stop at; the service received it at %s UTC",
+                who, stamp[:100], f"{received:%Y-%m-%d %H:%M:%S}",
+            )
             return
         due = getattr(self, "duedate", None)
         if received > claimed:
+            size = sum(int(f["size"]) for f in submission["files"])
+            slack = CLOCK_SLACK + timedelta(seconds=size / SLOW_LINK)
             when, crossed = "after", due is not None and claimed <= due < received
+            causes = "a slow upload, a wrong clock or an altered timestamp.txt"
         else:
+            slack = CLOCK_SLACK
             when, crossed = "before", due is not None and received <= due < claimed
+            causes = "a wrong clock or an altered timestamp.txt"
+        if abs(received - claimed) <= slack:
+            return
+        read_as = "" if stamp.endswith(" UTC") else f" (read as {claimed:%Y-%m-%d %H:%M:%S} UTC)"
+        due_said = f" and {when} the due date ({due:%Y-%m-%d %H:%M:%S} UTC)" if crossed else ""
         self.log.warning(
-            "%s's submission %s reached the service at %s UTC, %s %s its timestamp%s: "
-            "the student's clock is wrong or the timestamp was altered, and nbgrader "
-            "judges lateness by the timestamp",
-            submission["student"],
-            submission["timestamp"],
-            f"{received:%Y-%m-%d %H:%M:%S}",
-            _span(abs(received - claimed)),
-            when,
-            f" and {when} the due date ({due:%Y-%m-%d %H:%M:%S} UTC)" if crossed else "",
+            "%s, stamped %s%s, reached the service at %s UTC, %s %s its timestamp%s: %s; "
+            "nbgrader judges lateness by the timestamp",
+            who, stamp[:100], read_as, f"{received:%Y-%m-%d %H:%M:%S}",
+            in_words(abs(received - claimed)), when, due_said, causes,
         )
 
     def selected(self, files: list[dict]) -> list[dict]:
@@ -230,6 +250,10 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                     ", ".join(missed),
                 )
             raise
+        finally:
+            for rec, dest_path, _ in pending:
+                if dest_path in placed:
+                    self.warn_if_misdated(rec, dest_path)
 
     def _copy_submissions(self, pending: list[tuple[dict, str, bool]], placed: set[str]) -> None:
         staged: list[tuple[str, str, bool, list[Download]]] = []
