@@ -43,10 +43,9 @@ CLOCK_SLACK = timedelta(minutes=5)
 SLOW_LINK = 125_000  # bytes a second: 1 Mbit/s
 
 
-def received_time(submission: dict) -> datetime:
-    """When the service received the submission, in naive UTC as nbgrader compares."""
-    received = datetime.fromisoformat(submission["receivedAt"])
-    return received.astimezone(timezone.utc).replace(tzinfo=None)
+def naive_utc(value: str) -> datetime:
+    """A date-time the service gave (with its zone) in naive UTC, as nbgrader compares."""
+    return datetime.fromisoformat(value).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def in_words(delta: timedelta) -> str:
@@ -64,7 +63,7 @@ def submission_time(submission: dict) -> datetime:
     try:
         return parse_utc(submission["timestamp"])
     except (ValueError, OverflowError):
-        return received_time(submission)
+        return naive_utc(submission["receivedAt"])
 
 
 class ExchangeCollect(Exchange, ABCExchangeCollect):
@@ -84,8 +83,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
             except MissingEntry:
                 self.duedate = None
         if self.duedate is None and server_due:
-            due = datetime.fromisoformat(server_due)
-            self.duedate = due.astimezone(timezone.utc).replace(tzinfo=None)
+            self.duedate = naive_utc(server_due)
         which = self.which_students(course, name)
         if which is None:
             return  # a --student pattern that matches no one who submitted
@@ -167,7 +165,7 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
         the default exchange cannot tell, but a wrong clock or an altered file would
         hide a late submission, or make an on-time one late."""
         who = f"{submission['student']}'s submission of '{self.coursedir.assignment_id}'"
-        received = received_time(submission)
+        received = naive_utc(submission["receivedAt"])
         try:
             with open(os.path.join(dest_path, "timestamp.txt")) as fh:
                 stamp = fh.read().strip()
